@@ -1,0 +1,71 @@
+"""API credentials: per-user organization tokens for clients, service tokens for the platform."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from portal import services
+
+
+def _bearer_key(request: Request) -> str | None:
+    header = authentication.get_authorization_header(request).decode("latin-1").split()
+    if not header or header[0].lower() not in {"token", "bearer"}:
+        return None
+    if len(header) != 2:
+        raise exceptions.AuthenticationFailed("Invalid Authorization header: use 'Token <key>'.")
+    return header[1]
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Token"
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        key = _bearer_key(request)
+        if key is None:
+            return None
+        token = services.api_token_authenticate(key=key)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+        return token.membership.user, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+class ServiceTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Token"
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        key = _bearer_key(request)
+        if key is None:
+            return None
+        token = services.service_token_authenticate(key=key)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked service token.")
+        # Service tokens act for the platform, not for a person.
+        from django.contrib.auth.models import AnonymousUser
+
+        return AnonymousUser(), token
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "portal.authentication.ApiTokenAuthentication"
+    name = "ApiToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "`Token sbp_…`"}
+
+
+class ServiceTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "portal.authentication.ServiceTokenAuthentication"
+    name = "ServiceToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "`Token sbs_…`"}

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from portal import tenancy
+from portal.logging import request_id_var
+
+logger = logging.getLogger("portal.request")
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestIdMiddleware:
+    """Tag the request (and every log line it causes) with an id; echo it in ``X-Request-ID``.
+
+    A well-formed id from the reverse proxy is kept so logs join up across hops.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            logger.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "user_id": getattr(getattr(request, "user", None), "pk", None),
+                    "organization_id": getattr(getattr(request, "organization", None), "pk", None),
+                },
+            )
+            return response
+        finally:
+            request_id_var.reset(token)
+
+
+class OrganizationMiddleware:
+    """Resolve the signed-in user's active organization once per request.
+
+    Sets ``request.memberships`` (for the switcher), ``request.membership`` and
+    ``request.organization`` (None when the user belongs to no organization).
+    API token requests are resolved from the token instead, in ``portal.permissions``.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.memberships = tenancy.memberships_for_user(request.user)
+        membership = tenancy.resolve_membership(request.memberships, request.session.get(tenancy.SESSION_KEY))
+        request.membership = membership
+        request.organization = membership.organization if membership else None
+        return self.get_response(request)

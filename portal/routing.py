@@ -1,0 +1,3 @@
+"""WebSocket routes. Each app that serves sockets adds its patterns here."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,86 @@
+import re
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from portal.tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def _login(client, username, password):
+    return client.post(reverse("login"), {"username": username, "password": password})
+
+
+def test_pages_need_sign_in(client):
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_sign_in_lands_on_the_dashboard(client, member):
+    response = _login(client, member.user.username, PASSWORD)
+    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+    page = client.get(reverse("dashboard"))
+    assert member.organization.name in page.content.decode()
+
+
+def test_wrong_password_shows_a_form_error(client, member):
+    response = _login(client, member.user.username, "wrong")
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in response.content.decode()
+
+
+def test_five_failed_sign_ins_lock_the_account_even_with_the_right_password(client, member):
+    for _ in range(5):
+        _login(client, member.user.username, "wrong")
+    response = _login(client, member.user.username, PASSWORD)
+    assert response.status_code == 429
+    assert "Too many failed sign-in attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_sign_out_is_post_only(member_client):
+    assert member_client.get(reverse("logout")).status_code == 405
+    assert member_client.post(reverse("logout")).status_code == 302
+    assert member_client.get(reverse("dashboard")).status_code == 302
+
+
+def test_password_change_keeps_you_signed_in(member_client, member):
+    response = member_client.post(
+        reverse("password_change"),
+        {"old_password": PASSWORD, "new_password1": "a-much-better-secret-42", "new_password2": "a-much-better-secret-42"},
+    )
+    assert response.status_code == 302
+    member.user.refresh_from_db()
+    assert member.user.check_password("a-much-better-secret-42")
+    assert member_client.get(reverse("dashboard")).status_code == 200
+
+
+def test_password_reset_sends_a_link_that_sets_a_new_password(client, member):
+    client.post(reverse("password_reset"), {"email": member.user.email})
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == [member.user.email]
+    link = re.search(r"http://testserver(/accounts/password/reset/\S+)", mail.outbox[0].body).group(1)
+    form_url = client.get(link)["Location"]
+    response = client.post(form_url, {"new_password1": "fresh-password-777", "new_password2": "fresh-password-777"})
+    assert response.status_code == 302
+    member.user.refresh_from_db()
+    assert member.user.check_password("fresh-password-777")
+
+
+def test_password_reset_for_an_unknown_address_reveals_nothing(client):
+    response = client.post(reverse("password_reset"), {"email": "nobody@example.com"})
+    assert response.status_code == 302 and len(mail.outbox) == 0
+
+
+def test_staff_agent_without_organization_is_sent_to_admin(client, django_user_model):
+    agent = django_user_model.objects.create_user("agent@example.com", password=PASSWORD, is_staff=True)
+    client.force_login(agent)
+    assert client.get(reverse("dashboard"))["Location"] == reverse("admin:index")
+
+
+def test_customer_without_organization_sees_how_to_join(client, django_user_model):
+    lonely = django_user_model.objects.create_user("lonely@example.com", password=PASSWORD)
+    client.force_login(lonely)
+    response = client.get(reverse("dashboard"), follow=True)
+    assert "not in an organization yet" in response.content.decode()

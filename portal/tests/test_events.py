@@ -1,0 +1,136 @@
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from portal import events
+from portal.models import Event, EventDispatch
+
+pytestmark = pytest.mark.django_db
+
+METRICS = {"metrics": {"cpu_percent": 42.5}}
+
+
+@pytest.fixture
+def recorder():
+    """A subscriber for metrics.updated that records what it saw; removed afterwards."""
+    seen: list[int] = []
+    name = "tests.recorder"
+    events.subscribe(events.METRICS_UPDATED, name=name)(lambda event: seen.append(event.pk))
+    yield seen
+    events._SUBSCRIBERS.pop(name)
+
+
+def _publish(organization):
+    with transaction.atomic():
+        return events.publish(events.METRICS_UPDATED, organization=organization, data=METRICS)
+
+
+def test_event_row_commits_with_the_change(organization):
+    event = _publish(organization)
+    assert Event.objects.get(pk=event.pk).payload == METRICS
+
+
+def test_rollback_leaves_no_event(organization):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        events.publish(events.METRICS_UPDATED, organization=organization, data=METRICS)
+        raise RuntimeError("the change failed")
+    assert not Event.objects.exists()
+
+
+def test_publish_outside_a_transaction_is_refused(organization):
+    with mock.patch("portal.events.transaction.get_connection") as get_connection:
+        get_connection.return_value.in_atomic_block = False
+        with pytest.raises(RuntimeError, match="inside the transaction"):
+            events.publish(events.METRICS_UPDATED, organization=organization, data=METRICS)
+
+
+def test_payload_that_does_not_match_the_catalog_is_refused(organization):
+    with pytest.raises(ValidationError) as error, transaction.atomic():
+        events.publish(events.METRICS_UPDATED, organization=organization, data={"metrics": {"cpu": "high"}})
+    assert "data.metrics.cpu" in error.value.message_dict
+    assert not Event.objects.exists()
+
+
+def test_unknown_event_type_is_refused(organization):
+    with pytest.raises(ValidationError, match="Unknown event type"), transaction.atomic():
+        events.publish("ticket.exploded", organization=organization, data={})
+
+
+def test_dispatch_happens_after_commit_not_before(organization, recorder, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        event = _publish(organization)
+        assert recorder == []
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert recorder == [event.pk]
+    event.refresh_from_db()
+    assert event.dispatched_at is not None
+    assert EventDispatch.objects.filter(event=event, subscriber="tests.recorder").exists()
+
+
+def test_dispatching_twice_runs_each_subscriber_once(organization, recorder):
+    event = _publish(organization)
+    events.event_dispatch(event_id=event.pk)
+    Event.objects.filter(pk=event.pk).update(dispatched_at=None)  # as if a second copy was queued
+    events.event_dispatch(event_id=event.pk)
+    assert recorder == [event.pk]
+
+
+def test_sweeper_redispatches_an_event_whose_dispatch_was_lost(organization, recorder, django_capture_on_commit_callbacks):
+    # Redis is down at commit time: enqueueing fails, the request still succeeds.
+    with (
+        mock.patch("portal.tasks.event_dispatch_task.delay", side_effect=ConnectionError("redis down")),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        event = _publish(organization)
+    assert recorder == []
+    assert events.events_sweep() == 0  # still inside the grace period
+    assert events.events_sweep(now=timezone.now() + timedelta(minutes=2)) == 1
+    assert recorder == [event.pk]
+    event.refresh_from_db()
+    assert event.dispatched_at is not None
+    assert events.events_sweep(now=timezone.now() + timedelta(minutes=2)) == 0
+
+
+def test_failing_subscriber_does_not_block_others_and_is_retried(organization, recorder):
+    calls = []
+
+    def flaky(event):
+        calls.append(event.pk)
+        if len(calls) == 1:
+            raise RuntimeError("downstream hiccup")
+
+    events.subscribe(events.METRICS_UPDATED, name="tests.flaky")(flaky)
+    try:
+        event = _publish(organization)
+        with pytest.raises(events.DispatchIncomplete):
+            events.event_dispatch(event_id=event.pk)
+        event.refresh_from_db()
+        assert event.dispatched_at is None and "downstream hiccup" in event.last_error
+        assert recorder == [event.pk]
+        events.event_dispatch(event_id=event.pk)
+        assert calls == [event.pk, event.pk]
+        assert recorder == [event.pk]  # the one that succeeded is not run again
+        event.refresh_from_db()
+        assert event.dispatched_at is not None
+    finally:
+        events._SUBSCRIBERS.pop("tests.flaky")
+
+
+def test_dispatch_of_a_deleted_event_is_a_no_op(organization, recorder):
+    events.event_dispatch(event_id=999_999_999)
+    assert recorder == []
+
+
+def test_catalog_has_the_required_types():
+    required = {
+        "ticket.created", "ticket.updated", "ticket.comment_added", "ticket.sla_warning", "ticket.sla_breached",
+        "notification.created", "metrics.updated", "compliance.updated", "invoice.created",
+        "budget.threshold_reached", "forecast.anomaly_detected", "webhook.test",
+    }
+    assert required <= set(events.CATALOG)
+    assert {n for n, t in events.CATALOG.items() if t.external} == {"metrics.updated", "compliance.updated", "invoice.created"}
