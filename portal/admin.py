@@ -43,7 +43,7 @@ class InvitationAdmin(admin.ModelAdmin):
 
 
 @admin.action(description="Revoke selected tokens")
-def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset) -> None:  # noqa: ANN001
+def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset) -> None:
     count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
     modeladmin.message_user(request, f"{count} token(s) revoked.")
 
@@ -67,7 +67,7 @@ class ServiceTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
     actions = [revoke_tokens]
 
-    def save_model(self, request: HttpRequest, obj: ServiceToken, form, change: bool) -> None:  # noqa: ANN001
+    def save_model(self, request: HttpRequest, obj: ServiceToken, form, change: bool) -> None:
         if change:
             obj.save(update_fields=["name"])
             return

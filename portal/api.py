@@ -95,9 +95,15 @@ class ApiTokenListCreateApi(APIView):
 
     @extend_schema(responses=ApiTokenOutput(many=True), summary="Your API tokens in this organization")
     def get(self, request: Request) -> Response:
-        return paginated_response(request, self, selectors.api_token_list(membership=request.membership), ApiTokenOutput)
+        return paginated_response(
+            request, self, selectors.api_token_list(membership=request.membership), ApiTokenOutput
+        )
 
-    @extend_schema(request=ApiTokenCreateInput, responses={201: ApiTokenCreatedOutput}, summary="Create an API token (key shown once)")
+    @extend_schema(
+        request=ApiTokenCreateInput,
+        responses={201: ApiTokenCreatedOutput},
+        summary="Create an API token (key shown once)",
+    )
     def post(self, request: Request) -> Response:
         serializer = self.ApiTokenCreateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -123,7 +129,30 @@ class EventOutput(serializers.Serializer):
     created = serializers.DateTimeField(source="created_at")
 
 
-class EventListApi(APIView):
+class EventsApi(APIView):
+    """GET: the organization's activity (members). POST: platform events (service tokens only).
+
+    Platform events (metrics, compliance, invoices) come from systems outside the portal and
+    are validated against the catalog, stored and dispatched like any other event.
+    """
+
+    authentication_classes = [ServiceTokenAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+
+    class EventIngestInput(serializers.Serializer):
+        type = serializers.CharField(max_length=64, help_text="metrics.updated, compliance.updated or invoice.created")
+        organization = serializers.SlugField(help_text="The organization's slug.")
+        data = serializers.JSONField()
+
+    def get_permissions(self) -> list:
+        if self.request.method == "POST":
+            return [IsServiceToken()]
+        return super().get_permissions()
+
+    def get_throttles(self) -> list:
+        if self.request.method == "POST":
+            return [ServiceRateThrottle()]
+        return super().get_throttles()
+
     @extend_schema(responses=EventOutput(many=True), summary="The organization's activity, newest first")
     def get(self, request: Request) -> Response:
         types = [t for t in request.query_params.getlist("type") if t]
@@ -133,20 +162,12 @@ class EventListApi(APIView):
         queryset = selectors.event_list(organization=request.organization, types=types)
         return paginated_response(request, self, queryset, EventOutput)
 
-
-class EventIngestApi(APIView):
-    """Platform events (metrics, compliance, invoices) from systems outside the portal."""
-
-    authentication_classes = [ServiceTokenAuthentication]
-    permission_classes = [IsServiceToken]
-    throttle_classes = [ServiceRateThrottle]
-
-    class EventIngestInput(serializers.Serializer):
-        type = serializers.CharField(max_length=64, help_text="metrics.updated, compliance.updated or invoice.created")
-        organization = serializers.SlugField(help_text="The organization's slug.")
-        data = serializers.JSONField()
-
-    @extend_schema(request=EventIngestInput, responses={201: EventOutput}, summary="Submit a platform event")
+    @extend_schema(
+        request=EventIngestInput,
+        responses={201: EventOutput},
+        summary="Submit a platform event (service token)",
+        auth=[{"ServiceToken": []}],
+    )
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})

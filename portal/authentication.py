@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -11,20 +12,22 @@ from rest_framework.request import Request
 from portal import services
 
 
-def _bearer_key(request: Request) -> str | None:
+def _bearer_key(request: Request, kind: str) -> str | None:
+    """The key from ``Authorization: Token <key>`` when it is of ``kind``; None otherwise."""
     header = authentication.get_authorization_header(request).decode("latin-1").split()
     if not header or header[0].lower() not in {"token", "bearer"}:
         return None
     if len(header) != 2:
         raise exceptions.AuthenticationFailed("Invalid Authorization header: use 'Token <key>'.")
-    return header[1]
+    # Another kind of token is for another authenticator to judge.
+    return header[1] if header[1].startswith(f"{kind}_") else None
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Token"
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        key = _bearer_key(request)
+        key = _bearer_key(request, services.API_TOKEN_PREFIX)
         if key is None:
             return None
         token = services.api_token_authenticate(key=key)
@@ -40,15 +43,13 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Token"
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        key = _bearer_key(request)
+        key = _bearer_key(request, services.SERVICE_TOKEN_PREFIX)
         if key is None:
             return None
         token = services.service_token_authenticate(key=key)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked service token.")
         # Service tokens act for the platform, not for a person.
-        from django.contrib.auth.models import AnonymousUser
-
         return AnonymousUser(), token
 
     def authenticate_header(self, request: Request) -> str:

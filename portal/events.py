@@ -337,8 +337,10 @@ def enqueue_dispatch(event_id: int) -> None:
 
     try:
         event_dispatch_task.delay(event_id)
-    except Exception:  # noqa: BLE001 - any broker failure: the outbox row is the source of truth
-        logger.warning("event dispatch not enqueued; the sweeper will retry", extra={"event_id": event_id}, exc_info=True)
+    except Exception:
+        logger.warning(
+            "event dispatch not enqueued; the sweeper will retry", extra={"event_id": event_id}, exc_info=True
+        )
 
 
 # --- Dispatch (runs in a worker) ----------------------------------------------------------
@@ -364,7 +366,7 @@ def event_dispatch(*, event_id: int) -> None:
                     continue
                 subscriber.handler(event)
                 EventDispatch.objects.create(event=event, subscriber=subscriber.name)
-        except Exception as exc:  # noqa: BLE001 - one subscriber's failure must not block the others
+        except Exception as exc:
             logger.exception("subscriber failed", extra={"event_id": event.pk, "subscriber": subscriber.name})
             failures.append(f"{subscriber.name}: {exc.__class__.__name__}: {exc}")
     if failures:

@@ -15,7 +15,9 @@ class RoleForm(forms.Form):
 
 class AcceptInvitationForm(forms.Form):
     name = forms.CharField(label="Your name", max_length=150)
-    password = forms.CharField(label="Choose a password", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password = forms.CharField(
+        label="Choose a password", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
 
 
 class ApiTokenForm(forms.Form):

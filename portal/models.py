@@ -115,7 +115,9 @@ class Event(TenantModel):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     type = models.CharField(max_length=64)
     payload = models.JSONField()
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     source = models.CharField(max_length=100, blank=True, help_text="Service token name for platform events.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
@@ -127,7 +129,9 @@ class Event(TenantModel):
         indexes = [
             models.Index(fields=["organization", "-created_at"]),
             # The sweeper's scan: only rows still waiting for dispatch are in this index.
-            models.Index(fields=["created_at"], name="event_undispatched_idx", condition=models.Q(dispatched_at__isnull=True)),
+            models.Index(
+                fields=["created_at"], name="event_undispatched_idx", condition=models.Q(dispatched_at__isnull=True)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -25,8 +25,8 @@ from portal.tenancy import scoped_get_or_404
 
 User = get_user_model()
 
-API_TOKEN_PREFIX = "sbp"
-SERVICE_TOKEN_PREFIX = "sbs"
+API_TOKEN_PREFIX = "sbp"  # noqa: S105 - a key prefix, not a secret
+SERVICE_TOKEN_PREFIX = "sbs"  # noqa: S105
 
 
 # --- Secrets --------------------------------------------------------------------------------
@@ -84,7 +84,9 @@ def membership_remove(*, organization: Organization, actor_membership: Membershi
     _require_admin(actor_membership)
     # Lock the organization's admins so two admins cannot remove each other at once.
     list(Membership.objects.for_organization(organization).filter(role=Membership.Role.ADMIN).select_for_update())
-    membership = scoped_get_or_404(Membership.objects.for_organization(organization), organization=organization, pk=membership_id)
+    membership = scoped_get_or_404(
+        Membership.objects.for_organization(organization), organization=organization, pk=membership_id
+    )
     if membership.is_admin and _admin_count(organization) <= 1:
         raise ValidationError("An organization needs at least one admin: make someone else admin first.")
     membership.delete()
@@ -98,7 +100,9 @@ def membership_change_role(
     if role not in Membership.Role.values:
         raise ValidationError({"role": f"Choose one of: {', '.join(Membership.Role.values)}."})
     list(Membership.objects.for_organization(organization).filter(role=Membership.Role.ADMIN).select_for_update())
-    membership = scoped_get_or_404(Membership.objects.for_organization(organization), organization=organization, pk=membership_id)
+    membership = scoped_get_or_404(
+        Membership.objects.for_organization(organization), organization=organization, pk=membership_id
+    )
     if membership.is_admin and role != Membership.Role.ADMIN and _admin_count(organization) <= 1:
         raise ValidationError({"role": "An organization needs at least one admin."})
     membership.role = role
@@ -136,7 +140,12 @@ def invitation_create(*, organization: Organization, actor_membership: Membershi
         expires_at=timezone.now() + settings.INVITATION_TTL,
     )
     link = f"{settings.PORTAL_BASE_URL}{reverse('invitation_accept', args=[token])}"
-    context = {"organization": organization, "invited_by": actor_membership.user, "link": link, "invitation": invitation}
+    context = {
+        "organization": organization,
+        "invited_by": actor_membership.user,
+        "link": link,
+        "invitation": invitation,
+    }
     body = render_to_string("emails/invitation.txt", context)
     transaction.on_commit(
         lambda: send_mail(f"You're invited to {organization.name} on SecureBase Portal", body, None, [email])
@@ -189,7 +198,9 @@ def invitation_accept(*, token: str, user: Any = None, name: str = "", password:
         user.save()
     try:
         with transaction.atomic():
-            membership = Membership.objects.create(organization=invitation.organization, user=user, role=invitation.role)
+            membership = Membership.objects.create(
+                organization=invitation.organization, user=user, role=invitation.role
+            )
     except IntegrityError:
         raise ValidationError(f"You are already a member of {invitation.organization.name}.") from None
     invitation.accepted_at = timezone.now()
@@ -228,7 +239,9 @@ def api_token_create(*, membership: Membership, name: str) -> tuple[ApiToken, st
 @transaction.atomic
 def api_token_revoke(*, membership: Membership, public_id: Any) -> ApiToken:
     token = scoped_get_or_404(
-        ApiToken.objects.for_organization(membership.organization).filter(membership=membership, revoked_at__isnull=True),
+        ApiToken.objects.for_organization(membership.organization).filter(
+            membership=membership, revoked_at__isnull=True
+        ),
         organization=membership.organization,
         public_id=public_id,
     )

@@ -378,4 +378,3 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
-

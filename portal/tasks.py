@@ -16,7 +16,7 @@ from portal import events, health
     retry_jitter=True,
     max_retries=8,
 )
-def event_dispatch_task(self, event_id: int) -> None:  # noqa: ANN001 - Celery's bound task
+def event_dispatch_task(self, event_id: int) -> None:
     events.event_dispatch(event_id=event_id)
 
 

@@ -40,7 +40,7 @@ class TenantQuerySet(models.QuerySet):
         queryset._scoped_organization_id = organization.pk
         return queryset
 
-    def _clone(self):  # noqa: ANN202 - Django's private API, same signature
+    def _clone(self):
         clone = super()._clone()
         clone._scoped_organization_id = self._scoped_organization_id
         return clone

@@ -10,8 +10,7 @@ api_v1 = [
     path("members/", api.MemberListApi.as_view(), name="members"),
     path("tokens/", api.ApiTokenListCreateApi.as_view(), name="tokens"),
     path("tokens/<uuid:token_id>/", api.ApiTokenRevokeApi.as_view(), name="token"),
-    path("events/", api.EventListApi.as_view(), name="events"),
-    path("events/ingest/", api.EventIngestApi.as_view(), name="events-ingest"),
+    path("events/", api.EventsApi.as_view(), name="events"),
 ]
 
 auth_urls = [
@@ -21,7 +20,9 @@ auth_urls = [
     path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
-    path("password/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path(
+        "password/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"
+    ),
     path("password/reset/complete/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
 ]
 

@@ -168,7 +168,12 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     return render(
         request,
         "portal/invitation_accept.html",
-        {"invitation": invitation, "form": form, "error": error, "login_url": f"{reverse('login')}?next={request.path}"},
+        {
+            "invitation": invitation,
+            "form": form,
+            "error": error,
+            "login_url": f"{reverse('login')}?next={request.path}",
+        },
         status=status,
     )
 

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 
 from portal.models import Membership, Organization
 
-PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test credential
+PASSWORD = "correct-horse-battery-staple"
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):

@@ -126,7 +126,7 @@ def test_event_list_rejects_unknown_types(api_client):
 
 
 def test_platform_event_is_stored_and_listed_for_its_organization(service_client, organization, api_client):
-    response = service_client.post(reverse("api:events-ingest"), METRICS_EVENT, format="json")
+    response = service_client.post(reverse("api:events"), METRICS_EVENT, format="json")
     assert response.status_code == 201, response.json()
     event = Event.objects.get()
     assert event.organization == organization and event.source == "platform-metrics"
@@ -145,28 +145,40 @@ def test_platform_event_is_stored_and_listed_for_its_organization(service_client
         ({**METRICS_EVENT, "data": ["not", "an", "object"]}, "data", "JSON object"),
         ({"type": "metrics.updated"}, "organization", "required"),
         (
-            {"type": "invoice.created", "organization": "acme", "data": {"invoice": "INV-1", "amount": "12.5",
-             "currency": "EUR", "period_start": "2026-13-01", "period_end": "2026-11-30"}},
+            {
+                "type": "invoice.created",
+                "organization": "acme",
+                "data": {
+                    "invoice": "INV-1",
+                    "amount": "12.5",
+                    "currency": "EUR",
+                    "period_start": "2026-13-01",
+                    "period_end": "2026-11-30",
+                },
+            },
             "data.period_start",
             "is not a 'date'",
         ),
     ],
 )
-def test_bad_platform_events_are_400_with_field_errors_and_nothing_written(service_client, organization, body, field, message):
-    response = service_client.post(reverse("api:events-ingest"), body, format="json")
+def test_bad_platform_events_are_400_with_field_errors_and_nothing_written(
+    service_client, organization, body, field, message
+):
+    response = service_client.post(reverse("api:events"), body, format="json")
     assert response.status_code == 400
     assert message in " ".join(response.json()[field])
     assert not Event.objects.exists()
 
 
 def test_platform_event_intake_needs_a_service_token(api_client, organization):
-    assert api_client.post(reverse("api:events-ingest"), METRICS_EVENT, format="json").status_code == 401
-    assert APIClient().post(reverse("api:events-ingest"), METRICS_EVENT, format="json").status_code == 401
+    assert api_client.post(reverse("api:events"), METRICS_EVENT, format="json").status_code == 403
+    assert APIClient().post(reverse("api:events"), METRICS_EVENT, format="json").status_code == 401
     assert not Event.objects.exists()
 
 
-def test_service_token_cannot_read_customer_data(service_client):
+def test_service_token_cannot_read_customer_data(service_client, organization):
     assert service_client.get(reverse("api:me")).status_code == 401
+    assert service_client.get(reverse("api:events")).status_code == 403
 
 
 def test_openapi_schema_is_served_and_documents_the_api(client):

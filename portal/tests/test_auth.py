@@ -49,7 +49,11 @@ def test_sign_out_is_post_only(member_client):
 def test_password_change_keeps_you_signed_in(member_client, member):
     response = member_client.post(
         reverse("password_change"),
-        {"old_password": PASSWORD, "new_password1": "a-much-better-secret-42", "new_password2": "a-much-better-secret-42"},
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a-much-better-secret-42",
+            "new_password2": "a-much-better-secret-42",
+        },
     )
     assert response.status_code == 302
     member.user.refresh_from_db()

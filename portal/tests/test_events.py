@@ -80,7 +80,9 @@ def test_dispatching_twice_runs_each_subscriber_once(organization, recorder):
     assert recorder == [event.pk]
 
 
-def test_sweeper_redispatches_an_event_whose_dispatch_was_lost(organization, recorder, django_capture_on_commit_callbacks):
+def test_sweeper_redispatches_an_event_whose_dispatch_was_lost(
+    organization, recorder, django_capture_on_commit_callbacks
+):
     # Redis is down at commit time: enqueueing fails, the request still succeeds.
     with (
         mock.patch("portal.tasks.event_dispatch_task.delay", side_effect=ConnectionError("redis down")),
@@ -128,9 +130,22 @@ def test_dispatch_of_a_deleted_event_is_a_no_op(organization, recorder):
 
 def test_catalog_has_the_required_types():
     required = {
-        "ticket.created", "ticket.updated", "ticket.comment_added", "ticket.sla_warning", "ticket.sla_breached",
-        "notification.created", "metrics.updated", "compliance.updated", "invoice.created",
-        "budget.threshold_reached", "forecast.anomaly_detected", "webhook.test",
+        "ticket.created",
+        "ticket.updated",
+        "ticket.comment_added",
+        "ticket.sla_warning",
+        "ticket.sla_breached",
+        "notification.created",
+        "metrics.updated",
+        "compliance.updated",
+        "invoice.created",
+        "budget.threshold_reached",
+        "forecast.anomaly_detected",
+        "webhook.test",
     }
     assert required <= set(events.CATALOG)
-    assert {n for n, t in events.CATALOG.items() if t.external} == {"metrics.updated", "compliance.updated", "invoice.created"}
+    assert {n for n, t in events.CATALOG.items() if t.external} == {
+        "metrics.updated",
+        "compliance.updated",
+        "invoice.created",
+    }

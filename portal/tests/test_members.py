@@ -42,7 +42,9 @@ def test_invitee_creates_an_account_and_joins(admin_client_org, client, django_c
     assert client.get(link).status_code == 404  # used up
 
 
-def test_weak_password_on_acceptance_is_a_form_error_and_creates_nothing(admin_client_org, client, django_capture_on_commit_callbacks):
+def test_weak_password_on_acceptance_is_a_form_error_and_creates_nothing(
+    admin_client_org, client, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         _invite(admin_client_org)
     link = _link_from_email()
@@ -53,7 +55,9 @@ def test_weak_password_on_acceptance_is_a_form_error_and_creates_nothing(admin_c
     assert not Membership.objects.filter(user__email="new.person@example.com").exists()
 
 
-def test_signed_in_user_with_the_invited_email_accepts(admin_client_org, client, other_member, django_capture_on_commit_callbacks):
+def test_signed_in_user_with_the_invited_email_accepts(
+    admin_client_org, client, other_member, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         _invite(admin_client_org, email=other_member.user.email, role="admin")
     link = _link_from_email()
@@ -62,7 +66,9 @@ def test_signed_in_user_with_the_invited_email_accepts(admin_client_org, client,
     assert Membership.objects.filter(user=other_member.user).count() == 2
 
 
-def test_signed_in_user_with_another_email_cannot_take_the_invitation(admin_client_org, client, other_member, django_capture_on_commit_callbacks):
+def test_signed_in_user_with_another_email_cannot_take_the_invitation(
+    admin_client_org, client, other_member, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         _invite(admin_client_org)
     client.force_login(other_member.user)
@@ -103,7 +109,9 @@ def test_the_last_admin_cannot_be_removed_or_demoted(admin_client_org, admin_mem
     assert admin_member.role == "admin"
 
 
-def test_members_page_lists_everyone_in_a_fixed_number_of_queries(admin_client_org, organization, django_assert_max_num_queries):
+def test_members_page_lists_everyone_in_a_fixed_number_of_queries(
+    admin_client_org, organization, django_assert_max_num_queries
+):
     for _ in range(30):
         MembershipFactory(organization=organization)
     with django_assert_max_num_queries(10):

@@ -24,9 +24,19 @@ PRODUCTION_ENV = {
 
 
 def _manage(*args, env):
-    clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV and not k.startswith("PYTEST")}
+    # A production process starts from a clean slate: none of the test run's own variables.
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in PRODUCTION_ENV and not k.startswith(("PYTEST", "DJANGO_ALLOW_ASYNC"))
+    }
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -71,7 +81,11 @@ def test_health_is_503_without_a_worker(client):
     assert response.status_code == 503
     assert response.json() == {
         "status": "unavailable",
-        "checks": {"database": {"ok": True}, "redis": {"ok": True}, "celery": {"ok": False, "error": "no worker heartbeat"}},
+        "checks": {
+            "database": {"ok": True},
+            "redis": {"ok": True},
+            "celery": {"ok": False, "error": "no worker heartbeat"},
+        },
     }
 
 

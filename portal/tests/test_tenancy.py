@@ -50,7 +50,9 @@ def test_another_organizations_object_is_the_same_404_as_a_missing_one(member, o
 
 def test_malformed_id_is_a_404_not_a_500(member):
     with pytest.raises(Http404):
-        scoped_get_or_404(ApiToken.objects.for_organization(member.organization), organization=member.organization, public_id="nope")
+        scoped_get_or_404(
+            ApiToken.objects.for_organization(member.organization), organization=member.organization, public_id="nope"
+        )
 
 
 def test_revoking_another_organizations_token_in_the_page_is_404_and_changes_nothing(member_client, other_member):
@@ -64,7 +66,9 @@ def test_revoking_another_organizations_token_in_the_api_is_404_and_changes_noth
 
 
 def test_removing_another_organizations_member_is_404(admin_client_org, other_member):
-    assert_cross_org_404(admin_client_org, "post", reverse("member_remove", args=[other_member.pk]), unchanged=[other_member])
+    assert_cross_org_404(
+        admin_client_org, "post", reverse("member_remove", args=[other_member.pk]), unchanged=[other_member]
+    )
 
 
 def test_changing_another_organizations_member_role_is_404(admin_client_org, other_member):
@@ -81,9 +85,13 @@ def test_revoking_another_organizations_invitation_is_404(admin_client_org, othe
     invitation = services.invitation_create(
         organization=other_member.organization, actor_membership=other_member, email="x@example.com", role="member"
     )
-    assert_cross_org_404(admin_client_org, "post", reverse("invitation_revoke", args=[invitation.pk]), unchanged=[invitation])
+    assert_cross_org_404(
+        admin_client_org, "post", reverse("invitation_revoke", args=[invitation.pk]), unchanged=[invitation]
+    )
 
 
 def test_switching_to_an_organization_you_do_not_belong_to_is_404(member_client, member, other_member):
-    assert_cross_org_404(member_client, "post", reverse("organization_switch"), {"organization": other_member.organization_id})
+    assert_cross_org_404(
+        member_client, "post", reverse("organization_switch"), {"organization": other_member.organization_id}
+    )
     assert member_client.session.get("organization_id") != other_member.organization_id

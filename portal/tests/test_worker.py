@@ -59,11 +59,15 @@ def test_rolled_back_change_never_reaches_the_worker(organization, real_worker):
     events.subscribe(events.COMPLIANCE_UPDATED, name="tests.worker-rollback")(lambda event: seen.append(event.pk))
     try:
         with pytest.raises(RuntimeError), transaction.atomic():
-            events.publish(events.COMPLIANCE_UPDATED, organization=organization, data={"framework": "ISO", "status": "failing"})
+            events.publish(
+                events.COMPLIANCE_UPDATED, organization=organization, data={"framework": "ISO", "status": "failing"}
+            )
             raise RuntimeError("abort")
         # A later, committed event proves the worker is running and the first never arrived.
         with transaction.atomic():
-            later = events.publish(events.COMPLIANCE_UPDATED, organization=organization, data={"framework": "ISO", "status": "passing"})
+            later = events.publish(
+                events.COMPLIANCE_UPDATED, organization=organization, data={"framework": "ISO", "status": "passing"}
+            )
         assert _wait_for(lambda: seen == [later.pk])
         assert Event.objects.count() == 1
     finally:

@@ -16,8 +16,16 @@ from portal.models import Membership, Organization
 DEMO_PASSWORD = "securebase-demo"  # noqa: S105 - printed for demo logins, never used in production
 
 ORGANIZATIONS = [
-    ("acme", "Acme Cloud", [("alice@acme.example", "Alice Admin", "admin"), ("bob@acme.example", "Bob Member", "member")]),
-    ("globex", "Globex Corp", [("gina@globex.example", "Gina Admin", "admin"), ("gus@globex.example", "Gus Member", "member")]),
+    (
+        "acme",
+        "Acme Cloud",
+        [("alice@acme.example", "Alice Admin", "admin"), ("bob@acme.example", "Bob Member", "member")],
+    ),
+    (
+        "globex",
+        "Globex Corp",
+        [("gina@globex.example", "Gina Admin", "admin"), ("gus@globex.example", "Gus Member", "member")],
+    ),
 ]
 AGENT = ("agent@securebase.example", "Sam Support")
 
@@ -48,12 +56,12 @@ class Command(BaseCommand):
         for path in DEMO_SEEDERS:
             import_string(path)(organizations=organizations, agent=agent, stdout=self.stdout)
 
-        self.stdout.write("Demo logins (password for all: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for email, what in logins:
             self.stdout.write(f"  {email:<28} {what}")
 
 
-def _demo_user(User, email: str, full_name: str):  # noqa: ANN001, ANN202
+def _demo_user(User, email: str, full_name: str):
     first, _, last = full_name.partition(" ")
     user, created = User.objects.get_or_create(
         username=email, defaults={"email": email, "first_name": first, "last_name": last}
