@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",
     "channels",
     "rest_framework",
     "drf_spectacular",
@@ -219,6 +220,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.worker_heartbeat_task", "schedule": 15.0},
     "events-sweep": {"task": "portal.tasks.events_sweep_task", "schedule": 60.0},
+    "tickets-sla-sweep": {"task": "tickets.tasks.sla_sweep_task", "schedule": 60.0},
+    "tickets-purge-closed": {"task": "tickets.tasks.tickets_purge_closed_task", "schedule": 24 * 3600.0},
 }
 
 # --- Auth and sessions ----------------------------------------------------------------------
@@ -254,6 +257,7 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PORTAL_BASE_URL])
 
 INVITATION_TTL = timedelta(days=env_int("INVITATION_TTL_DAYS", 7))
+TICKET_RETENTION_DAYS = env_int("TICKET_RETENTION_DAYS", 90)
 
 # --- Security headers (check --deploy clean when DEBUG is off) ---------------------------------
 

@@ -1,0 +1,205 @@
+"""Tickets REST API: one view per resource, input and output serializers, the pages' services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.api import paginated_response
+from tickets import selectors, services
+from tickets.models import BODY_MAX, SUBJECT_MAX, Category, Priority, Queue, Status
+
+User = get_user_model()
+
+
+class PersonOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    name = serializers.SerializerMethodField()
+
+    def get_name(self, user: Any) -> str:
+        return user.get_full_name() or user.get_username()
+
+
+class SlaOutput(serializers.Serializer):
+    target = serializers.CharField()
+    state = serializers.ChoiceField(choices=["met", "paused", "on_track", "at_risk", "breached"])
+    due_at = serializers.DateTimeField(allow_null=True)
+
+
+class TicketOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    number = serializers.IntegerField()
+    subject = serializers.CharField()
+    status = serializers.CharField()
+    priority = serializers.CharField()
+    category = serializers.CharField()
+    queue = serializers.CharField()
+    requester = PersonOutput()
+    assignee = PersonOutput(allow_null=True)
+    comment_count = serializers.IntegerField()
+    created = serializers.DateTimeField(source="created_at")
+    updated = serializers.DateTimeField(source="updated_at")
+    first_response_at = serializers.DateTimeField(allow_null=True)
+    first_response_due_at = serializers.DateTimeField(allow_null=True)
+    resolution_due_at = serializers.DateTimeField(allow_null=True)
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
+    sla = serializers.SerializerMethodField()
+
+    @extend_schema_field(SlaOutput)
+    def get_sla(self, ticket: Any) -> dict[str, Any]:
+        return SlaOutput(services.ticket_sla_status(ticket=ticket)).data
+
+
+class AttachmentOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    filename = serializers.CharField()
+    content_type = serializers.CharField()
+    size = serializers.IntegerField()
+
+
+class CommentOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    author = PersonOutput()
+    body = serializers.CharField()
+    by_agent = serializers.BooleanField()
+    internal = serializers.BooleanField()
+    created = serializers.DateTimeField(source="created_at")
+    attachments = AttachmentOutput(many=True, source="files")
+
+
+class TicketDetailOutput(TicketOutput):
+    description = serializers.CharField()
+    attachments = AttachmentOutput(many=True, source="ticket_files")
+    comments = CommentOutput(many=True, source="thread")
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v for raw in values for v in raw.split(",") if v]
+
+
+def _reject_fields(data: Any, allowed: set[str], *, agent: bool) -> None:
+    if not isinstance(data, dict):
+        raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise serializers.ValidationError(
+            {f: ["Only support agents can set this." if not agent else "Unknown field."] for f in unknown}
+        )
+
+
+class TicketListCreateApi(APIView):
+    class TicketCreateInput(serializers.Serializer):
+        subject = serializers.CharField(max_length=SUBJECT_MAX)
+        description = serializers.CharField(max_length=BODY_MAX)
+        priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.MEDIUM)
+        category = serializers.ChoiceField(choices=Category.choices, default=Category.GENERAL)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, description="Comma-separated: " + ", ".join(Status.values)),
+            OpenApiParameter("priority", str, description="Comma-separated: " + ", ".join(Priority.values)),
+            OpenApiParameter("category", str, description="Comma-separated: " + ", ".join(Category.values)),
+            OpenApiParameter("assignee", str, description="An agent's id, or `none` for unassigned"),
+            OpenApiParameter("q", str, description="Full-text search (subject, description, replies) or a ticket number"),
+            OpenApiParameter("sort", str, enum=list(selectors.SORTS)),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int, description="1–100, default 50"),
+        ],
+        responses=TicketOutput(many=True),
+        summary="List the organization's tickets",
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        filters = selectors.TicketFilters(
+            status=_split(params.getlist("status")),
+            priority=_split(params.getlist("priority")),
+            category=_split(params.getlist("category")),
+            assignee=params.get("assignee", ""),
+            q=params.get("q", ""),
+            sort=params.get("sort", "updated"),
+        )
+        errors = filters.errors()
+        if errors:
+            raise serializers.ValidationError({k: [v] for k, v in errors.items()})
+        queryset = selectors.ticket_list(organization=request.organization, filters=filters)
+        return paginated_response(request, self, queryset, TicketOutput)
+
+    @extend_schema(request=TicketCreateInput, responses={201: TicketDetailOutput}, summary="Open a ticket")
+    def post(self, request: Request) -> Response:
+        _reject_fields(request.data, set(self.TicketCreateInput().fields), agent=False)
+        serializer = self.TicketCreateInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ticket = services.ticket_create(
+            organization=request.organization, requester=request.user, **serializer.validated_data
+        )
+        return Response(_detail(request, ticket.public_id), status=status.HTTP_201_CREATED)
+
+
+def _detail(request: Request, public_id: Any) -> dict[str, Any]:
+    page = selectors.ticket_page(
+        organization=request.organization,
+        public_id=public_id,
+        user=request.user,
+        include_internal=services.is_agent(request.user),
+    )
+    page.ticket.thread, page.ticket.ticket_files = page.comments, page.attachments
+    return TicketDetailOutput(page.ticket).data
+
+
+class TicketDetailApi(APIView):
+    class TicketUpdateInput(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Status.choices, required=False)
+        subject = serializers.CharField(max_length=SUBJECT_MAX, required=False)
+        description = serializers.CharField(max_length=BODY_MAX, required=False)
+        priority = serializers.ChoiceField(choices=Priority.choices, required=False, help_text="Agents only")
+        category = serializers.ChoiceField(choices=Category.choices, required=False, help_text="Agents only")
+        queue = serializers.ChoiceField(choices=Queue.choices, required=False, help_text="Agents only")
+        assignee = serializers.IntegerField(required=False, allow_null=True, help_text="Agents only: an agent's id")
+
+    @extend_schema(responses=TicketDetailOutput, summary="One ticket with its conversation")
+    def get(self, request: Request, public_id: Any) -> Response:
+        return Response(_detail(request, public_id))
+
+    @extend_schema(request=TicketUpdateInput, responses=TicketDetailOutput, summary="Change a ticket")
+    def patch(self, request: Request, public_id: Any) -> Response:
+        ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+        agent = services.is_agent(request.user)
+        allowed = services.AGENT_EDITABLE if agent else services.CUSTOMER_EDITABLE
+        _reject_fields(request.data, set(allowed), agent=agent)
+        serializer = self.TicketUpdateInput(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        if "assignee" in changes and changes["assignee"] is not None:
+            changes["assignee"] = User.objects.filter(pk=changes["assignee"], is_staff=True, is_active=True).first()
+            if changes["assignee"] is None:
+                raise serializers.ValidationError({"assignee": ["No active support agent has this id."]})
+        services.ticket_update(ticket=ticket, actor=request.user, **changes)
+        return Response(_detail(request, public_id))
+
+
+class TicketCommentsApi(APIView):
+    class CommentCreateInput(serializers.Serializer):
+        body = serializers.CharField(max_length=BODY_MAX)
+        internal = serializers.BooleanField(default=False, help_text="Agents only: a note customers never see")
+
+    @extend_schema(responses=CommentOutput(many=True), summary="A ticket's conversation, oldest first")
+    def get(self, request: Request, public_id: Any) -> Response:
+        ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+        queryset = selectors.comment_list(ticket=ticket, include_internal=services.is_agent(request.user))
+        return paginated_response(request, self, queryset, CommentOutput)
+
+    @extend_schema(request=CommentCreateInput, responses={201: CommentOutput}, summary="Reply on a ticket")
+    def post(self, request: Request, public_id: Any) -> Response:
+        ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+        _reject_fields(request.data, {"body", "internal"}, agent=services.is_agent(request.user))
+        serializer = self.CommentCreateInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        comment = services.comment_create(ticket=ticket, author=request.user, **serializer.validated_data)
+        return Response(CommentOutput(comment).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,202 @@
+"""Reads of tickets, each scoped to one organization and joined for the page that shows it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Value, When
+
+from portal.models import Organization
+from portal.tenancy import scoped_get_or_404
+from tickets.models import (
+    PRIORITY_RANK,
+    Attachment,
+    Category,
+    Comment,
+    Priority,
+    Status,
+    Ticket,
+    TicketChange,
+    TicketFollower,
+)
+
+User = get_user_model()
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_NUMBER = re.compile(r"^#?(\d{1,9})$")
+
+SORTS = {
+    "updated": ("-updated_at", "-id"),
+    "-updated": ("updated_at", "id"),
+    "created": ("-created_at", "-id"),
+    "-created": ("created_at", "id"),
+    "priority": ("priority_rank", "-updated_at", "-id"),
+    "number": ("-number",),
+    "due": (F("resolution_due_at").asc(nulls_last=True), "-id"),
+}
+SORT_LABELS = {
+    "updated": "Recently updated",
+    "-updated": "Least recently updated",
+    "created": "Newest",
+    "-created": "Oldest",
+    "priority": "Most urgent",
+    "number": "Number",
+    "due": "Due soonest",
+}
+
+
+@dataclass(frozen=True)
+class TicketFilters:
+    status: list[str] = field(default_factory=list)
+    priority: list[str] = field(default_factory=list)
+    category: list[str] = field(default_factory=list)
+    assignee: str = ""  # "", "none" or a user id
+    q: str = ""
+    sort: str = "updated"
+
+    def errors(self) -> dict[str, str]:
+        problems = {}
+        for name, values, choices in (
+            ("status", self.status, Status.values),
+            ("priority", self.priority, Priority.values),
+            ("category", self.category, Category.values),
+        ):
+            unknown = [v for v in values if v not in choices]
+            if unknown:
+                problems[name] = f"Unknown {name}: {', '.join(unknown)}. Choose from: {', '.join(choices)}."
+        if self.assignee and self.assignee != "none" and not self.assignee.isdigit():
+            problems["assignee"] = "Unknown assignee."
+        if self.sort not in SORTS:
+            problems["sort"] = f"Unknown sort {self.sort!r}. Choose from: {', '.join(SORTS)}."
+        if len(self.q) > 200:
+            problems["q"] = "Keep the search to 200 characters."
+        return problems
+
+
+def _priority_rank() -> Case:
+    return Case(*(When(priority=p, then=Value(rank)) for p, rank in PRIORITY_RANK.items()), output_field=IntegerField())
+
+
+def search_query(text: str) -> SearchQuery | None:
+    """All words must match; the last one also as a prefix (search as you type)."""
+    words = _WORD.findall(text.lower())[:12]
+    if not words:
+        return None
+    terms = [*words[:-1], f"{words[-1]}:*"]
+    return SearchQuery(" & ".join(terms), search_type="raw", config="english")
+
+
+def ticket_list(*, organization: Organization, filters: TicketFilters | None = None) -> QuerySet[Ticket]:
+    """The list page and API: a fixed number of queries for any page size."""
+    filters = filters or TicketFilters()
+    queryset = (
+        Ticket.objects.for_organization(organization)
+        .select_related("requester", "assignee")
+        .defer("description", "search_vector")
+        .annotate(priority_rank=_priority_rank())
+    )
+    if filters.status:
+        queryset = queryset.filter(status__in=filters.status)
+    if filters.priority:
+        queryset = queryset.filter(priority__in=filters.priority)
+    if filters.category:
+        queryset = queryset.filter(category__in=filters.category)
+    if filters.assignee == "none":
+        queryset = queryset.filter(assignee__isnull=True)
+    elif filters.assignee:
+        queryset = queryset.filter(assignee_id=int(filters.assignee))
+    order: tuple[Any, ...] = SORTS.get(filters.sort, SORTS["updated"])
+    q = filters.q.strip()
+    if q:
+        number = _NUMBER.match(q)
+        query = search_query(q)
+        condition = Q(search_vector=query) if query is not None else Q(pk__in=[])
+        if number:
+            condition |= Q(number=int(number.group(1)))
+        queryset = queryset.filter(condition)
+        if query is not None:
+            # An exact number match first, then by relevance; the chosen sort breaks ties.
+            exact = Case(When(number=int(number.group(1)), then=Value(1)), default=Value(0)) if number else Value(0)
+            queryset = queryset.annotate(exact=exact, rank=SearchRank(F("search_vector"), query, cover_density=True))
+            order = ("-exact", "-rank", *order)
+    return queryset.order_by(*order)
+
+
+def ticket_get(*, organization: Organization, public_id: Any) -> Ticket:
+    return scoped_get_or_404(
+        Ticket.objects.for_organization(organization).select_related("requester", "assignee", "organization"),
+        organization=organization,
+        public_id=public_id,
+    )
+
+
+def comment_list(*, ticket: Ticket, include_internal: bool) -> QuerySet[Comment]:
+    queryset = (
+        Comment.objects.for_organization(ticket.organization)
+        .filter(ticket=ticket)
+        .select_related("author")
+        .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("created_at", "id"), to_attr="files"))
+        .order_by("created_at", "id")
+    )
+    return queryset if include_internal else queryset.filter(internal=False)
+
+
+def ticket_history(*, ticket: Ticket, include_internal: bool) -> QuerySet[TicketChange]:
+    queryset = TicketChange.objects.for_organization(ticket.organization).filter(ticket=ticket).select_related("actor")
+    return queryset if include_internal else queryset.exclude(field="internal_note")
+
+
+@dataclass
+class TicketPage:
+    ticket: Ticket
+    comments: list[Comment]
+    attachments: list[Attachment]  # on the ticket itself; comments carry theirs in .files
+    history: list[TicketChange]
+    following: bool
+
+
+def ticket_page(*, organization: Organization, public_id: Any, user: Any, include_internal: bool) -> TicketPage:
+    """Everything the detail page shows, in five queries whatever the length of the thread."""
+    ticket = scoped_get_or_404(
+        Ticket.objects.for_organization(organization)
+        .select_related("requester", "assignee", "organization")
+        .annotate(following=Exists(TicketFollower.objects.filter(ticket=OuterRef("pk"), user=user))),
+        organization=organization,
+        public_id=public_id,
+    )
+    comments = list(
+        Comment.objects.for_organization(organization).filter(ticket=ticket).select_related("author").order_by("created_at", "id")
+    )
+    if not include_internal:
+        comments = [c for c in comments if not c.internal]
+    files = Attachment.objects.for_organization(organization).filter(ticket=ticket).order_by("created_at", "id")
+    by_comment: dict[int | None, list[Attachment]] = {}
+    for attachment in files:
+        by_comment.setdefault(attachment.comment_id, []).append(attachment)
+    for comment in comments:
+        comment.files = by_comment.get(comment.pk, [])
+    return TicketPage(
+        ticket=ticket,
+        comments=comments,
+        attachments=by_comment.get(None, []),
+        history=list(ticket_history(ticket=ticket, include_internal=include_internal)),
+        following=ticket.following,
+    )
+
+
+def attachment_get(*, organization: Organization, ticket: Ticket, public_id: Any, include_internal: bool) -> Attachment:
+    """An attachment of a ticket the caller can see; files of internal notes stay with agents."""
+    queryset = Attachment.objects.for_organization(organization).filter(ticket=ticket)
+    if not include_internal:
+        queryset = queryset.exclude(comment__internal=True)
+    return scoped_get_or_404(queryset, organization=organization, public_id=public_id)
+
+
+def assignee_choices(*, organization: Organization) -> list[tuple[int, str]]:
+    """Agents who have tickets in this organization (for the list filter)."""
+    ids = Ticket.objects.for_organization(organization).exclude(assignee=None).values("assignee_id").distinct()
+    return [(u.pk, u.get_full_name() or u.get_username()) for u in User.objects.filter(pk__in=ids).order_by("first_name")]

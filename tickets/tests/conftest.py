@@ -1,0 +1,23 @@
+import pytest
+
+from tickets.tests.factories import make_agent, make_ticket
+
+
+@pytest.fixture
+def agent(db):
+    return make_agent(first_name="Sam", last_name="Support")
+
+
+@pytest.fixture
+def ticket(member):
+    return make_ticket(member)
+
+
+@pytest.fixture
+def other_ticket(other_member):
+    return make_ticket(other_member, subject="Their secret outage")
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"

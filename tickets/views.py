@@ -1,0 +1,173 @@
+"""Customer ticket pages: thin views over tickets.selectors and tickets.services.
+
+Every page works without JavaScript; with htmx, filters swap the table, and replies, status
+changes and following swap their own fragment (named partials of the same template).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from portal.forms import form_add_service_errors
+from portal.tenancy import organization_required
+from tickets import selectors, services
+from tickets.forms import CommentForm, StatusForm, TicketCreateForm, TicketFilterForm
+
+PAGE_SIZE = 25
+
+
+def _filters(form: TicketFilterForm) -> selectors.TicketFilters:
+    data = form.cleaned_data if form.is_valid() else {}
+    return selectors.TicketFilters(
+        status=[data["status"]] if data.get("status") else [],
+        priority=[data["priority"]] if data.get("priority") else [],
+        category=[data["category"]] if data.get("category") else [],
+        assignee=data.get("assignee") or "",
+        q=data.get("q") or "",
+        sort=data.get("sort") or "updated",
+    )
+
+
+@organization_required
+@require_GET
+def ticket_list(request: HttpRequest) -> HttpResponse:
+    form = TicketFilterForm(request.GET or None, assignees=selectors.assignee_choices(organization=request.organization))
+    filters = _filters(form)
+    page = Paginator(selectors.ticket_list(organization=request.organization, filters=filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "filtered": any([filters.status, filters.priority, filters.category, filters.assignee, filters.q]),
+        "query": query.urlencode(),
+    }
+    template = "tickets/list.html#ticket-results" if request.htmx and not request.htmx.boosted else "tickets/list.html"
+    return render(request, template, context, status=400 if form.is_bound and not form.is_valid() else 200)
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def ticket_create(request: HttpRequest) -> HttpResponse:
+    form = TicketCreateForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ticket = services.ticket_create(
+                organization=request.organization, requester=request.user, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            form_add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Ticket {ticket.reference} opened. We'll email you when support replies.")
+            return redirect("tickets:detail", ticket.public_id)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "tickets/create.html", {"form": form}, status=status)
+
+
+def _page(request: HttpRequest, public_id: str) -> selectors.TicketPage:
+    return selectors.ticket_page(
+        organization=request.organization,
+        public_id=public_id,
+        user=request.user,
+        include_internal=services.is_agent(request.user),
+    )
+
+
+def _detail_context(request: HttpRequest, page: selectors.TicketPage, comment_form: CommentForm | None = None) -> dict:
+    return {
+        "ticket": page.ticket,
+        "comments": page.comments,
+        "attachments": page.attachments,
+        "history": page.history,
+        "following": page.following,
+        "transitions": services.allowed_transitions(ticket=page.ticket, actor=request.user),
+        "comment_form": comment_form or CommentForm(),
+    }
+
+
+@organization_required
+@require_GET
+def ticket_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    part = request.GET.get("part")
+    template = f"tickets/detail.html#{part}" if request.htmx and part in PARTS else "tickets/detail.html"
+    return render(request, template, _detail_context(request, _page(request, public_id)))
+
+
+# Fragments a client may ask for (live updates re-fetch them by name).
+PARTS = frozenset({"ticket-summary", "ticket-comments", "ticket-history"})
+
+
+@organization_required
+@require_POST
+def comment_add(request: HttpRequest, public_id: str) -> HttpResponse:
+    ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+    form = CommentForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            services.comment_create(ticket=ticket, author=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form_add_service_errors(form, exc)
+        else:
+            if not request.htmx:
+                messages.success(request, "Reply added.")
+                return redirect(reverse("tickets:detail", args=[ticket.public_id]) + "#comments")
+            return render(request, "tickets/detail.html#ticket-conversation", _detail_context(request, _page(request, public_id)))
+    context = _detail_context(request, _page(request, public_id), comment_form=form)
+    template = "tickets/detail.html#ticket-conversation" if request.htmx else "tickets/detail.html"
+    return render(request, template, context, status=400)
+
+
+@organization_required
+@require_POST
+def status_change(request: HttpRequest, public_id: str) -> HttpResponse:
+    ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+    form = StatusForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError({"status": "Choose a valid status."})
+        ticket = services.ticket_change_status(ticket=ticket, actor=request.user, status=form.cleaned_data["status"])
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, f"Ticket {ticket.reference} is now {ticket.get_status_display().lower()}.")
+    url = reverse("tickets:detail", args=[ticket.public_id])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@organization_required
+@require_POST
+def follow_toggle(request: HttpRequest, public_id: str) -> HttpResponse:
+    ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+    if request.POST.get("follow") == "1":
+        services.ticket_follow(ticket=ticket, user=request.user)
+    else:
+        services.ticket_unfollow(ticket=ticket, user=request.user)
+    if request.htmx:
+        return render(request, "tickets/detail.html#follow-form", {"ticket": ticket, "following": request.POST.get("follow") == "1"})
+    return redirect("tickets:detail", ticket.public_id)
+
+
+@organization_required
+@require_GET
+def attachment_download(request: HttpRequest, public_id: str, attachment_id: str) -> FileResponse:
+    ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+    attachment = selectors.attachment_get(
+        organization=request.organization,
+        ticket=ticket,
+        public_id=attachment_id,
+        include_internal=services.is_agent(request.user),
+    )
+    response = FileResponse(attachment.file.open("rb"), as_attachment=True, filename=attachment.filename)
+    response["Content-Type"] = attachment.content_type
+    response["Cache-Control"] = "private, no-store"
+    return response
