@@ -86,8 +86,12 @@ def search_query(text: str) -> SearchQuery | None:
     words = _WORD.findall(text.lower())[:12]
     if not words:
         return None
-    terms = [*words[:-1], f"{words[-1]}:*"]
-    return SearchQuery(" & ".join(terms), search_type="raw", config="english")
+    last = SearchQuery(f"{words[-1]}:*", search_type="raw", config="english") | SearchQuery(
+        f"{words[-1]}:*", search_type="raw", config="simple"
+    )
+    if len(words) == 1:
+        return last
+    return SearchQuery(" & ".join(words[:-1]), search_type="raw", config="english") & last
 
 
 def ticket_list(*, organization: Organization, filters: TicketFilters | None = None) -> QuerySet[Ticket]:
@@ -113,7 +117,8 @@ def ticket_list(*, organization: Organization, filters: TicketFilters | None = N
     q = filters.q.strip()
     if q:
         number = _NUMBER.match(q)
-        query = search_query(q)
+        # "#1042" is a reference: only that ticket. "1042" may also be a word in the text.
+        query = None if number and q.startswith("#") else search_query(q)
         condition = Q(search_vector=query) if query is not None else Q(pk__in=[])
         if number:
             condition |= Q(number=int(number.group(1)))

@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from portal import events
@@ -281,17 +282,27 @@ def _next_number(organization: Organization) -> int:
 
 
 def ticket_search_refresh(*, ticket_id: int) -> None:
-    """Rebuild the full-text vector: subject (A), description (B), public comments (C)."""
+    """Rebuild the full-text vector: subject (A), description (B), public comments (C).
+
+    Each text is indexed stemmed (english) and as typed (simple): stemming finds "fails" for
+    "failing", while the unstemmed copy lets a half-typed word ("replica") prefix-match a word
+    whose stem is shorter than the prefix ("replication" stems to "replic").
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            UPDATE tickets_ticket t SET search_vector =
-                setweight(to_tsvector('english', t.subject), 'A')
-                || setweight(to_tsvector('english', t.description), 'B')
-                || setweight(to_tsvector('english', coalesce((
+            WITH doc AS (
+                SELECT t.id, t.subject, t.description, coalesce((
                     SELECT string_agg(c.body, ' ') FROM tickets_comment c
-                    WHERE c.ticket_id = t.id AND NOT c.internal), '')), 'C')
-            WHERE t.id = %s
+                    WHERE c.ticket_id = t.id AND NOT c.internal), '') AS replies
+                FROM tickets_ticket t WHERE t.id = %s
+            )
+            UPDATE tickets_ticket t SET search_vector =
+                setweight(to_tsvector('english', doc.subject), 'A') || setweight(to_tsvector('simple', doc.subject), 'A')
+                || setweight(to_tsvector('english', doc.description), 'B')
+                || setweight(to_tsvector('simple', doc.description), 'B')
+                || setweight(to_tsvector('english', doc.replies), 'C') || setweight(to_tsvector('simple', doc.replies), 'C')
+            FROM doc WHERE t.id = doc.id
             """,
             [ticket_id],
         )
@@ -315,7 +326,7 @@ def attachments_validate(files: Sequence[UploadedFile]) -> list[tuple[UploadedFi
             raise ValidationError({"attachments": f"{name} is empty."})
         if upload.size > ATTACHMENT_MAX_BYTES:
             raise ValidationError(
-                {"attachments": f"{name} is {upload.size / 1024 / 1024:.1f} MB; the limit is {ATTACHMENT_MAX_BYTES // 1024 // 1024} MB."}
+                {"attachments": f"{name} is {filesizeformat(upload.size)}; the limit is {filesizeformat(ATTACHMENT_MAX_BYTES)}."}
             )
         content_type, magic = ATTACHMENT_TYPES[extension]
         upload.seek(0)

@@ -1,0 +1,216 @@
+import uuid
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from portal.testing import assert_cross_org_404
+from tickets import services
+from tickets.models import Attachment, Comment, Status, Ticket, TicketFollower
+from tickets.tests.factories import make_ticket
+
+pytestmark = pytest.mark.django_db
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def _detail(ticket):
+    return reverse("tickets:detail", args=[ticket.public_id])
+
+
+# --- List ---------------------------------------------------------------------------------
+
+
+def test_list_shows_only_this_organizations_tickets(member_client, ticket, other_ticket):
+    page = member_client.get(reverse("tickets:list")).content.decode()
+    assert ticket.subject in page and other_ticket.subject not in page
+
+
+def test_filters_live_in_the_url_and_htmx_gets_only_the_table(member_client, member):
+    make_ticket(member, subject="Critical outage", priority="critical")
+    make_ticket(member, subject="Low question", priority="low")
+    url = reverse("tickets:list") + "?priority=critical"
+    full = member_client.get(url).content.decode()
+    assert "Critical outage" in full and "Low question" not in full and "<html" in full
+    partial = member_client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "Critical outage" in partial and "<html" not in partial and 'id="ticket-results"' in partial
+
+
+def test_bad_filter_value_is_a_400_with_a_message_not_a_500(member_client, ticket):
+    response = member_client.get(reverse("tickets:list") + "?status=exploded")
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_empty_state_invites_the_first_ticket(member_client):
+    assert "Open your first ticket" in member_client.get(reverse("tickets:list")).content.decode()
+
+
+def test_list_page_of_25_costs_a_fixed_number_of_queries(member_client, member, agent, django_assert_max_num_queries):
+    for i in range(30):
+        t = make_ticket(member, subject=f"Ticket {i}")
+        services.ticket_update(ticket=t, actor=agent, assignee=agent)
+    with django_assert_max_num_queries(8):
+        response = member_client.get(reverse("tickets:list") + "?sort=priority&q=ticket")
+    assert response.content.decode().count('id="ticket-row-') == 25
+
+
+# --- Create -------------------------------------------------------------------------------
+
+
+def test_create_with_an_attachment(member_client, member):
+    response = member_client.post(
+        reverse("tickets:create"),
+        {
+            "subject": "Disk full",
+            "description": "The volume is at 100 %.",
+            "priority": "high",
+            "category": "technical",
+            "attachments": [SimpleUploadedFile("df.png", PNG, content_type="image/png")],
+        },
+    )
+    ticket = Ticket.objects.get()
+    assert response.status_code == 302 and response["Location"] == _detail(ticket)
+    assert ticket.priority == "high" and ticket.queue == "infrastructure"
+    assert Attachment.objects.get().filename == "df.png"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"subject": ""}, "This field is required."),
+        ({"subject": "x" * 300}, "Ensure this value has at most 255 characters"),
+        ({"priority": "urgent"}, "Select a valid choice"),
+        ({"attachments": [SimpleUploadedFile("run.exe", b"MZ....", content_type="application/octet-stream")]}, "not allowed"),
+        ({"attachments": [SimpleUploadedFile("fake.png", b"GIF89a....", content_type="image/png")]}, "does not look like a .png file"),
+        ({"attachments": [SimpleUploadedFile("empty.txt", b"", content_type="text/plain")]}, "The submitted file is empty."),
+    ],
+)
+def test_bad_create_input_shows_form_errors_and_writes_nothing(member_client, data, message):
+    form = {"subject": "Disk full", "description": "Help", "priority": "high", "category": "technical", **data}
+    response = member_client.post(reverse("tickets:create"), form)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Ticket.objects.exists() and not Attachment.objects.exists()
+
+
+def test_oversize_attachment_is_refused(member_client, settings, monkeypatch):
+    monkeypatch.setattr(services, "ATTACHMENT_MAX_BYTES", 1024)
+    big = SimpleUploadedFile("big.txt", b"a" * 2048, content_type="text/plain")
+    response = member_client.post(
+        reverse("tickets:create"), {"subject": "s", "description": "d", "priority": "low", "category": "general", "attachments": [big]}
+    )
+    assert response.status_code == 400
+    assert "big.txt is 2.0\xa0KB; the limit is 1.0\xa0KB." in response.content.decode()
+    assert not Ticket.objects.exists()
+
+
+# --- Detail and conversation ----------------------------------------------------------------
+
+
+def test_detail_shows_the_thread_without_internal_notes(member_client, ticket, agent):
+    services.comment_create(ticket=ticket, author=agent, body="Public answer")
+    services.comment_create(ticket=ticket, author=agent, body="Secret agent note", internal=True)
+    page = member_client.get(_detail(ticket)).content.decode()
+    assert "Public answer" in page and "Secret agent note" not in page and "internal note" not in page.lower()
+
+
+def test_detail_costs_a_fixed_number_of_queries(member_client, ticket, agent, member, django_assert_max_num_queries):
+    for i in range(20):
+        services.comment_create(ticket=ticket, author=agent if i % 2 else member.user, body=f"reply {i}")
+    with django_assert_max_num_queries(8):
+        response = member_client.get(_detail(ticket))
+    assert response.content.decode().count('<li id="comment-') == 20
+
+
+def test_reply_with_htmx_returns_the_updated_conversation(member_client, ticket):
+    response = member_client.post(reverse("tickets:comment_add", args=[ticket.public_id]), {"body": "More details"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "More details" in body and 'id="ticket-conversation"' in body and "<html" not in body
+
+
+def test_reply_without_javascript_redirects_back(member_client, ticket):
+    response = member_client.post(reverse("tickets:comment_add", args=[ticket.public_id]), {"body": "More"})
+    assert response.status_code == 302 and response["Location"].endswith("#comments")
+
+
+def test_empty_reply_is_a_form_error(member_client, ticket):
+    response = member_client.post(reverse("tickets:comment_add", args=[ticket.public_id]), {"body": ""}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400 and "This field is required." in response.content.decode()
+    assert not Comment.objects.exists()
+
+
+def test_customer_closes_and_reopens_from_the_page(member_client, ticket):
+    member_client.post(reverse("tickets:status_change", args=[ticket.public_id]), {"status": "closed"})
+    ticket.refresh_from_db()
+    assert ticket.status == Status.CLOSED
+    page = member_client.get(_detail(ticket)).content.decode()
+    assert "Reopen ticket" in page and "This ticket is closed" in page
+
+
+def test_disallowed_transition_in_the_page_shows_the_allowed_ones(member_client, ticket):
+    response = member_client.post(reverse("tickets:status_change", args=[ticket.public_id]), {"status": "resolved"}, follow=True)
+    assert "Cannot change status from open to resolved. Allowed: closed." in response.content.decode()
+    ticket.refresh_from_db()
+    assert ticket.status == Status.OPEN
+
+
+def test_follow_and_unfollow(client, ticket, organization):
+    from portal.tests.factories import MembershipFactory
+
+    colleague = MembershipFactory(organization=organization)
+    client.force_login(colleague.user)
+    client.post(reverse("tickets:follow", args=[ticket.public_id]), {"follow": "1"})
+    assert TicketFollower.objects.filter(ticket=ticket, user=colleague.user).exists()
+    response = client.post(reverse("tickets:follow", args=[ticket.public_id]), {"follow": "0"}, HTTP_HX_REQUEST="true")
+    assert "Follow this ticket" in response.content.decode()
+    assert not TicketFollower.objects.filter(ticket=ticket, user=colleague.user).exists()
+
+
+def test_attachment_is_served_to_members_only_as_a_download(member_client, member, client, other_member):
+    ticket = make_ticket(member, attachments=[SimpleUploadedFile("notes.txt", b"hello", content_type="text/plain")])
+    attachment = Attachment.objects.get()
+    url = reverse("tickets:attachment", args=[ticket.public_id, attachment.public_id])
+    response = member_client.get(url)
+    assert response.status_code == 200 and b"".join(response.streaming_content) == b"hello"
+    assert response["Content-Disposition"].startswith("attachment")
+    client.force_login(other_member.user)
+    assert client.get(url).status_code == 404
+
+
+def test_files_on_internal_notes_stay_with_agents(member_client, ticket, agent):
+    note = services.comment_create(
+        ticket=ticket, author=agent, body="logs", internal=True, attachments=[SimpleUploadedFile("a.log", b"x", content_type="text/plain")]
+    )
+    attachment = note.attachments.get()
+    assert member_client.get(reverse("tickets:attachment", args=[ticket.public_id, attachment.public_id])).status_code == 404
+
+
+# --- Isolation: every route with another organization's ids ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "data"),
+    [
+        ("tickets:detail", "get", None),
+        ("tickets:comment_add", "post", {"body": "hi"}),
+        ("tickets:status_change", "post", {"status": "closed"}),
+        ("tickets:follow", "post", {"follow": "1"}),
+    ],
+)
+def test_another_organizations_ticket_is_404_everywhere(member_client, other_ticket, name, method, data):
+    assert_cross_org_404(member_client, method, reverse(name, args=[other_ticket.public_id]), data, unchanged=[other_ticket])
+
+
+def test_another_organizations_attachment_is_404(member_client, member, other_member):
+    theirs = make_ticket(other_member, attachments=[SimpleUploadedFile("t.txt", b"secret", content_type="text/plain")])
+    mine = make_ticket(member)
+    attachment = theirs.attachments.get()
+    assert_cross_org_404(member_client, "get", reverse("tickets:attachment", args=[theirs.public_id, attachment.public_id]))
+    # Their attachment id under my ticket's URL is just as missing.
+    assert_cross_org_404(member_client, "get", reverse("tickets:attachment", args=[mine.public_id, attachment.public_id]))
+
+
+def test_unknown_ticket_id_is_404(member_client):
+    assert member_client.get(reverse("tickets:detail", args=[uuid.uuid4()])).status_code == 404
