@@ -192,6 +192,8 @@ class TicketAdmin(admin.ModelAdmin):
             services.ticket_update(ticket=obj, actor=request.user, **changes)
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
+        # Nothing is saved by the formset itself (admin's change log reads these lists).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         if formset.model is not Comment:
             return
         for comment_form in formset.forms:

@@ -202,4 +202,5 @@ class TicketCommentsApi(APIView):
         serializer = self.CommentCreateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         comment = services.comment_create(ticket=ticket, author=request.user, **serializer.validated_data)
+        comment.files = list(comment.attachments.all())
         return Response(CommentOutput(comment).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,168 @@
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from portal import services as portal_services
+from portal.models import Event
+from portal.testing import assert_cross_org_404
+from portal.tests.factories import MembershipFactory
+from tickets import services
+from tickets.models import Comment, Status, Ticket
+from tickets.tests.factories import make_ticket
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("tickets-api:list")
+
+
+def _detail(ticket):
+    return reverse("tickets-api:detail", args=[ticket.public_id])
+
+
+def _comments(ticket):
+    return reverse("tickets-api:comments", args=[ticket.public_id])
+
+
+def test_create_returns_the_ticket_with_sla(api_client):
+    response = api_client.post(LIST, {"subject": "VM down", "description": "prod-1 unreachable", "priority": "critical"}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["number"] == 1001 and body["status"] == "open" and body["priority"] == "critical"
+    assert body["sla"]["state"] == "on_track" and body["sla"]["target"] == "first_response"
+    assert body["comments"] == [] and body["requester"]["id"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "message"),
+    [
+        ({"subject": "", "description": "d"}, "subject", "may not be blank"),
+        ({"subject": "x" * 300, "description": "d"}, "subject", "no more than 255"),
+        ({"subject": "s", "description": "d", "priority": "urgent"}, "priority", "not a valid choice"),
+        ({"subject": "s", "description": "d", "category": "sales"}, "category", "not a valid choice"),
+        ({"subject": "s", "description": "d", "assignee": 1}, "assignee", "Only support agents can set this."),
+        ({"subject": "s", "description": "d", "first_response_due_at": "2030-01-01T00:00:00Z"}, "first_response_due_at", "Only support agents"),
+        ({"subject": "s", "description": "x" * 20_001}, "description", "no more than 20000"),
+    ],
+)
+def test_bad_create_is_400_with_field_errors_and_nothing_written(api_client, payload, field, message):
+    response = api_client.post(LIST, payload, format="json")
+    assert response.status_code == 400
+    assert message in " ".join(response.json()[field])
+    assert not Ticket.objects.exists() and not Event.objects.exists()
+
+
+def test_list_filters_sorts_and_paginates(api_client, member):
+    make_ticket(member, subject="Critical outage", priority="critical")
+    make_ticket(member, subject="Low question", priority="low")
+    make_ticket(member, subject="High thing", priority="high")
+    body = api_client.get(LIST, {"priority": "critical,high", "sort": "priority"}).json()
+    assert [t["subject"] for t in body["results"]] == ["Critical outage", "High thing"]
+    assert api_client.get(LIST, {"q": "question"}).json()["count"] == 1
+    assert len(api_client.get(LIST, {"page_size": 2}).json()["results"]) == 2
+
+
+@pytest.mark.parametrize(("param", "value"), [("status", "exploded"), ("priority", "urgent"), ("sort", "random"), ("assignee", "x")])
+def test_unknown_filter_values_are_400(api_client, param, value):
+    response = api_client.get(LIST, {param: value})
+    assert response.status_code == 400 and param in response.json()
+
+
+def test_list_of_50_costs_a_fixed_number_of_queries(api_client, member, agent, django_assert_max_num_queries):
+    for i in range(55):
+        t = make_ticket(member, subject=f"T{i}")
+        if i % 3 == 0:
+            services.ticket_update(ticket=t, actor=agent, assignee=agent)
+    with django_assert_max_num_queries(6):
+        response = api_client.get(LIST, {"q": "t", "sort": "due"})
+    assert len(response.json()["results"]) == 50
+
+
+def test_get_one_includes_public_comments_only(api_client, ticket, agent):
+    services.comment_create(ticket=ticket, author=agent, body="We restarted it.")
+    services.comment_create(ticket=ticket, author=agent, body="internal: vendor bug #42", internal=True)
+    body = api_client.get(_detail(ticket)).json()
+    assert [c["body"] for c in body["comments"]] == ["We restarted it."]
+    assert body["comments"][0]["by_agent"] is True
+    assert [c["body"] for c in api_client.get(_comments(ticket)).json()["results"]] == ["We restarted it."]
+
+
+def test_detail_costs_a_fixed_number_of_queries(api_client, ticket, agent, django_assert_max_num_queries):
+    for i in range(15):
+        services.comment_create(ticket=ticket, author=agent, body=f"reply {i}")
+    with django_assert_max_num_queries(7):
+        response = api_client.get(_detail(ticket))
+    assert len(response.json()["comments"]) == 15
+
+
+def test_requester_updates_subject_and_closes(api_client, ticket):
+    response = api_client.patch(_detail(ticket), {"subject": "DB slow in eu-1", "status": "closed"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["subject"] == "DB slow in eu-1" and response.json()["status"] == "closed"
+
+
+def test_customer_cannot_change_priority_or_assignee(api_client, ticket):
+    response = api_client.patch(_detail(ticket), {"priority": "critical", "assignee": None}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "assignee": ["Only support agents can set this."],
+        "priority": ["Only support agents can set this."],
+    }
+
+
+def test_disallowed_transition_is_400_naming_the_allowed_targets(api_client, ticket):
+    response = api_client.patch(_detail(ticket), {"status": "resolved"}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"status": ["Cannot change status from open to resolved. Allowed: closed."]}
+
+
+def test_agent_member_assigns_through_the_api(organization, ticket, agent):
+    MembershipFactory(organization=organization, user=agent)  # e.g. the account's technical manager
+    _, key = portal_services.api_token_create(membership=agent.memberships.get(), name="tam")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    response = client.patch(_detail(ticket), {"assignee": agent.pk, "priority": "high", "status": "in_progress"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["assignee"]["id"] == agent.pk
+    bad = client.patch(_detail(ticket), {"assignee": 999999}, format="json")
+    assert bad.status_code == 400 and bad.json() == {"assignee": ["No active support agent has this id."]}
+
+
+def test_comment_and_reopen_through_the_api(api_client, ticket, agent):
+    services.ticket_change_status(ticket=ticket, actor=agent, status=Status.RESOLVED)
+    response = api_client.post(_comments(ticket), {"body": "Not fixed"}, format="json")
+    assert response.status_code == 201
+    ticket.refresh_from_db()
+    assert ticket.status == Status.OPEN
+
+
+def test_customer_cannot_post_internal_notes(api_client, ticket):
+    response = api_client.post(_comments(ticket), {"body": "x", "internal": True}, format="json")
+    assert response.status_code == 400 and "internal" in response.json()
+    assert not Comment.objects.exists()
+
+
+def test_comment_on_closed_ticket_is_400(api_client, ticket, member):
+    services.ticket_change_status(ticket=ticket, actor=member.user, status=Status.CLOSED)
+    response = api_client.post(_comments(ticket), {"body": "hello"}, format="json")
+    assert response.status_code == 400 and "closed" in response.json()["body"][0]
+
+
+@pytest.mark.parametrize(
+    ("route", "method", "data"),
+    [
+        ("detail", "get", None),
+        ("detail", "patch", {"status": "closed"}),
+        ("comments", "get", None),
+        ("comments", "post", {"body": "hi"}),
+    ],
+)
+def test_another_organizations_ticket_is_404_on_every_endpoint(api_client, other_ticket, route, method, data):
+    url = _detail(other_ticket) if route == "detail" else _comments(other_ticket)
+    assert_cross_org_404(api_client, method, url, data, unchanged=[other_ticket])
+
+
+def test_schema_documents_the_ticket_endpoints(client):
+    import json
+
+    schema = json.loads(client.get(reverse("api-schema"), HTTP_ACCEPT="application/json").content)
+    assert {"/api/v1/tickets/", "/api/v1/tickets/{public_id}/", "/api/v1/tickets/{public_id}/comments/"} <= set(schema["paths"])
