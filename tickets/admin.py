@@ -135,7 +135,15 @@ def _bulk(request: HttpRequest, queryset: QuerySet, description: str, **changes:
 class TicketAdmin(admin.ModelAdmin):
     form = TicketAdminForm
     list_display = ["reference", "subject", "organization", "status", "priority", "assignee", "sla", "updated_at"]
-    list_filter = [SlaStateFilter, "status", "priority", "queue", "category", "organization", ("assignee", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [
+        SlaStateFilter,
+        "status",
+        "priority",
+        "queue",
+        "category",
+        "organization",
+        ("assignee", admin.RelatedOnlyFieldListFilter),
+    ]
     list_select_related = ["organization", "requester", "assignee"]
     search_fields = ["=number", "subject", "organization__name", "requester__email"]
     ordering = ["-updated_at"]
@@ -159,7 +167,16 @@ class TicketAdmin(admin.ModelAdmin):
         ("Handling", {"fields": ["status", "priority", "assignee", "category", "queue"]}),
         (
             "SLA",
-            {"fields": ["sla", "first_response_due_at", "first_response_at", "resolution_due_at", "resolved_at", "closed_at"]},
+            {
+                "fields": [
+                    "sla",
+                    "first_response_due_at",
+                    "first_response_at",
+                    "resolution_due_at",
+                    "resolved_at",
+                    "closed_at",
+                ]
+            },
         ),
     ]
     inlines = [CommentInline, AttachmentInline, TicketChangeInline]
@@ -173,7 +190,13 @@ class TicketAdmin(admin.ModelAdmin):
     def sla(self, ticket: Ticket) -> str:
         status = services.ticket_sla_status(ticket=ticket)
         due = timezone.localtime(status.due_at).strftime("%d %b %H:%M") if status.due_at else "–"
-        return format_html('<span class="sla sla-{}">{} · {} due {}</span>', status.state, status.state.replace("_", " "), status.target.replace("_", " "), due)
+        return format_html(
+            '<span class="sla sla-{}">{} · {} due {}</span>',
+            status.state,
+            status.state.replace("_", " "),
+            status.target.replace("_", " "),
+            due,
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # customers open tickets in the portal or the API
@@ -199,7 +222,9 @@ class TicketAdmin(admin.ModelAdmin):
         for comment_form in formset.forms:
             data = getattr(comment_form, "cleaned_data", None) or {}
             if comment_form.instance.pk is None and data.get("body"):
-                services.comment_create(ticket=form.instance, author=request.user, body=data["body"], internal=data.get("internal", False))
+                services.comment_create(
+                    ticket=form.instance, author=request.user, body=data["body"], internal=data.get("internal", False)
+                )
 
     @admin.action(description="Assign to me")
     def assign_to_me(self, request: HttpRequest, queryset: QuerySet) -> None:

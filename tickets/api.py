@@ -107,7 +107,9 @@ class TicketListCreateApi(APIView):
             OpenApiParameter("priority", str, description="Comma-separated: " + ", ".join(Priority.values)),
             OpenApiParameter("category", str, description="Comma-separated: " + ", ".join(Category.values)),
             OpenApiParameter("assignee", str, description="An agent's id, or `none` for unassigned"),
-            OpenApiParameter("q", str, description="Full-text search (subject, description, replies) or a ticket number"),
+            OpenApiParameter(
+                "q", str, description="Full-text search (subject, description, replies) or a ticket number"
+            ),
             OpenApiParameter("sort", str, enum=list(selectors.SORTS)),
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int, description="1–100, default 50"),

@@ -9,12 +9,12 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 
 class MultipleFileField(forms.FileField):
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("widget", MultipleFileInput())
         kwargs.setdefault("required", False)
         super().__init__(*args, **kwargs)
 
-    def clean(self, data, initial=None):  # noqa: ANN001, ANN201
+    def clean(self, data, initial=None):
         single = super().clean
         if isinstance(data, list | tuple):
             return [single(item, initial) for item in data]
@@ -48,7 +48,7 @@ class StatusForm(forms.Form):
     status = forms.ChoiceField(choices=Status.choices)
 
 
-def _with_any(choices, label="Any"):  # noqa: ANN001, ANN202
+def _with_any(choices, label="Any"):
     return [("", label), *choices]
 
 
@@ -60,6 +60,10 @@ class TicketFilterForm(forms.Form):
     assignee = forms.ChoiceField(label="Assignee", required=False)
     sort = forms.ChoiceField(label="Sort by", choices=list(SORT_LABELS.items()), required=False)
 
-    def __init__(self, *args, assignees: list[tuple[int, str]] = (), **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, assignees: list[tuple[int, str]] = (), **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].choices = [("", "Anyone"), ("none", "Unassigned"), *[(str(pk), name) for pk, name in assignees]]
+        self.fields["assignee"].choices = [
+            ("", "Anyone"),
+            ("none", "Unassigned"),
+            *[(str(pk), name) for pk, name in assignees],
+        ]

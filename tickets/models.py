@@ -134,7 +134,9 @@ class Ticket(TenantModel):
         related_name="assigned_tickets",
         limit_choices_to={"is_staff": True},
     )
-    followers = models.ManyToManyField(settings.AUTH_USER_MODEL, through="TicketFollower", related_name="followed_tickets")
+    followers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="TicketFollower", related_name="followed_tickets"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     first_response_at = models.DateTimeField(null=True, blank=True)
@@ -252,7 +254,9 @@ class TicketChange(TenantModel):
     """The audit trail: who changed what, from what to what, when."""
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="changes")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     field = models.CharField(max_length=40)
     old_value = models.CharField(max_length=300, blank=True)
     new_value = models.CharField(max_length=300, blank=True)

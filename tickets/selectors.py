@@ -144,7 +144,9 @@ def comment_list(*, ticket: Ticket, include_internal: bool) -> QuerySet[Comment]
         Comment.objects.for_organization(ticket.organization)
         .filter(ticket=ticket)
         .select_related("author")
-        .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("created_at", "id"), to_attr="files"))
+        .prefetch_related(
+            Prefetch("attachments", queryset=Attachment.objects.order_by("created_at", "id"), to_attr="files")
+        )
         .order_by("created_at", "id")
     )
     return queryset if include_internal else queryset.filter(internal=False)
@@ -174,7 +176,10 @@ def ticket_page(*, organization: Organization, public_id: Any, user: Any, includ
         public_id=public_id,
     )
     comments = list(
-        Comment.objects.for_organization(organization).filter(ticket=ticket).select_related("author").order_by("created_at", "id")
+        Comment.objects.for_organization(organization)
+        .filter(ticket=ticket)
+        .select_related("author")
+        .order_by("created_at", "id")
     )
     if not include_internal:
         comments = [c for c in comments if not c.internal]
@@ -204,4 +209,6 @@ def attachment_get(*, organization: Organization, ticket: Ticket, public_id: Any
 def assignee_choices(*, organization: Organization) -> list[tuple[int, str]]:
     """Agents who have tickets in this organization (for the list filter)."""
     ids = Ticket.objects.for_organization(organization).exclude(assignee=None).values("assignee_id").distinct()
-    return [(u.pk, u.get_full_name() or u.get_username()) for u in User.objects.filter(pk__in=ids).order_by("first_name")]
+    return [
+        (u.pk, u.get_full_name() or u.get_username()) for u in User.objects.filter(pk__in=ids).order_by("first_name")
+    ]

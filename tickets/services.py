@@ -105,9 +105,7 @@ def ticket_check_transition(*, ticket: Ticket, actor: Any, to: str) -> None:
     allowed = allowed_transitions(ticket=ticket, actor=actor)
     if to not in allowed:
         choices = ", ".join(allowed) or "none"
-        raise ValidationError(
-            {"status": f"Cannot change status from {ticket.status} to {to}. Allowed: {choices}."}
-        )
+        raise ValidationError({"status": f"Cannot change status from {ticket.status} to {to}. Allowed: {choices}."})
 
 
 # --- SLA clock ------------------------------------------------------------------------------
@@ -267,6 +265,10 @@ def _audit(ticket: Ticket, actor: Any, changes: dict[str, tuple[str, str]]) -> N
     )
 
 
+def _display_name(user: Any) -> str:
+    return (user.get_full_name() or user.get_username()) if user is not None else ""
+
+
 def _next_number(organization: Organization) -> int:
     # One statement: concurrent creators in the same organization serialise on the counter row.
     with connection.cursor() as cursor:
@@ -326,7 +328,9 @@ def attachments_validate(files: Sequence[UploadedFile]) -> list[tuple[UploadedFi
             raise ValidationError({"attachments": f"{name} is empty."})
         if upload.size > ATTACHMENT_MAX_BYTES:
             raise ValidationError(
-                {"attachments": f"{name} is {filesizeformat(upload.size)}; the limit is {filesizeformat(ATTACHMENT_MAX_BYTES)}."}
+                {
+                    "attachments": f"{name} is {filesizeformat(upload.size)}; the limit is {filesizeformat(ATTACHMENT_MAX_BYTES)}."
+                }
             )
         content_type, magic = ATTACHMENT_TYPES[extension]
         upload.seek(0)
@@ -425,12 +429,16 @@ def ticket_update(*, ticket: Ticket, actor: Any, **changes: Any) -> Ticket:
     editable = AGENT_EDITABLE if agent else CUSTOMER_EDITABLE
     forbidden = sorted(set(changes) - editable)
     if forbidden:
-        raise ValidationError({field: "Only support agents can change this." for field in forbidden})
+        raise ValidationError(dict.fromkeys(forbidden, "Only support agents can change this."))
     if not agent and {"subject", "description"} & set(changes) and ticket.requester_id != actor.pk:
         raise ValidationError("Only the requester can edit the subject and description.")
-    if not agent and "status" in changes and ticket.requester_id != actor.pk:
-        if not _is_org_admin(organization=ticket.organization, user=actor):
-            raise ValidationError({"status": "Only the requester or an organization admin can close or reopen this ticket."})
+    if (
+        not agent
+        and "status" in changes
+        and ticket.requester_id != actor.pk
+        and not _is_org_admin(organization=ticket.organization, user=actor)
+    ):
+        raise ValidationError({"status": "Only the requester or an organization admin can close or reopen this ticket."})
 
     now = timezone.now()
     audit: dict[str, tuple[str, str]] = {}
@@ -438,7 +446,10 @@ def ticket_update(*, ticket: Ticket, actor: Any, **changes: Any) -> Ticket:
     update_fields: set[str] = set()
 
     def record(field: str, old: Any, new: Any, shown_old: str | None = None, shown_new: str | None = None) -> None:
-        audit[field] = (shown_old if shown_old is not None else str(old or ""), shown_new if shown_new is not None else str(new or ""))
+        audit[field] = (
+            shown_old if shown_old is not None else str(old or ""),
+            shown_new if shown_new is not None else str(new or ""),
+        )
         event_changes[field] = {"from": old, "to": new}
 
     if "subject" in changes:
@@ -471,13 +482,12 @@ def ticket_update(*, ticket: Ticket, actor: Any, **changes: Any) -> Ticket:
         if assignee is not None and not (getattr(assignee, "is_staff", False) and assignee.is_active):
             raise ValidationError({"assignee": "Tickets can only be assigned to active support agents."})
         if (assignee.pk if assignee else None) != ticket.assignee_id:
-            old_name = ticket.assignee.get_username() if ticket.assignee_id else ""
             record(
                 "assignee",
                 str(ticket.assignee_id) if ticket.assignee_id else None,
                 str(assignee.pk) if assignee else None,
-                old_name,
-                assignee.get_username() if assignee else "",
+                _display_name(ticket.assignee),
+                _display_name(assignee),
             )
             ticket.assignee = assignee
             update_fields.add("assignee")
@@ -502,7 +512,12 @@ def ticket_update(*, ticket: Ticket, actor: Any, **changes: Any) -> Ticket:
     _audit(ticket, actor, audit)
     if update_fields & {"subject", "description"}:
         ticket_search_refresh(ticket_id=ticket.pk)
-    events.publish(events.TICKET_UPDATED, organization=ticket.organization, actor=actor, data=_payload(ticket, changes=event_changes))
+    events.publish(
+        events.TICKET_UPDATED,
+        organization=ticket.organization,
+        actor=actor,
+        data=_payload(ticket, changes=event_changes),
+    )
     return ticket
 
 
@@ -549,7 +564,12 @@ def comment_create(
     if ticket.status == Status.CLOSED:
         raise ValidationError({"body": "This ticket is closed. Reopen it to reply, or open a new ticket."})
     comment = Comment.objects.create(
-        organization_id=ticket.organization_id, ticket=ticket, author=author, body=body, internal=internal, by_agent=agent
+        organization_id=ticket.organization_id,
+        ticket=ticket,
+        author=author,
+        body=body,
+        internal=internal,
+        by_agent=agent,
     )
     _attachments_save(ticket=ticket, comment=comment, uploader=author, checked=checked)
     if internal:
@@ -620,11 +640,15 @@ def sla_sweep(*, now: datetime | None = None) -> dict[str, int]:
             ("warning", f"{target}_warn_at", f"{target}_warned_at", events.TICKET_SLA_WARNING),
             ("breach", due_field, f"{target}_breached_at", events.TICKET_SLA_BREACHED),
         ):
-            counts[f"{target}_{kind}"] = _sweep_one(now, met_field, when_field, stamp_field, due_field, target, event_type)
+            counts[f"{target}_{kind}"] = _sweep_one(
+                now, met_field, when_field, stamp_field, due_field, target, event_type
+            )
     return counts
 
 
-def _sweep_one(now: datetime, met_field: str, when_field: str, stamp_field: str, due_field: str, target: str, event_type: str) -> int:
+def _sweep_one(
+    now: datetime, met_field: str, when_field: str, stamp_field: str, due_field: str, target: str, event_type: str
+) -> int:
     total = 0
     while True:
         with transaction.atomic():
@@ -655,6 +679,12 @@ def _sweep_one(now: datetime, met_field: str, when_field: str, stamp_field: str,
 # --- Retention ------------------------------------------------------------------------------
 
 
+def _files_delete(paths: list[str]) -> None:
+    storage = Attachment._meta.get_field("file").storage
+    for path in paths:
+        storage.delete(path)
+
+
 def tickets_purge_closed(*, now: datetime | None = None, batch: int = 500) -> int:
     """Delete tickets closed longer ago than TICKET_RETENTION_DAYS, with comments and files."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.TICKET_RETENTION_DAYS)
@@ -670,8 +700,7 @@ def tickets_purge_closed(*, now: datetime | None = None, batch: int = 500) -> in
                 break
             paths = list(Attachment.objects.filter(ticket_id__in=ids).values_list("file", flat=True))
             Ticket.objects.filter(pk__in=ids).delete()
-            storage = Attachment._meta.get_field("file").storage
-            transaction.on_commit(lambda paths=paths: [storage.delete(p) for p in paths])
+            transaction.on_commit(lambda paths=paths: _files_delete(paths))
         purged += len(ids)
     if purged:
         logger.info("purged closed tickets", extra={"tickets": purged, "cutoff": cutoff.isoformat()})

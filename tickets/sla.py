@@ -25,7 +25,9 @@ class Calendar:
 
     @property
     def always_open(self) -> bool:
-        return self.weekdays == frozenset(range(7)) and self.start == time(0, 0) and self.end is None and not self.holidays
+        return (
+            self.weekdays == frozenset(range(7)) and self.start == time(0, 0) and self.end is None and not self.holidays
+        )
 
     def _window(self, day: date) -> tuple[datetime, datetime] | None:
         """The working interval of ``day`` (in UTC), or None on a closed day."""
@@ -33,7 +35,11 @@ class Calendar:
             return None
         zone = ZoneInfo(self.timezone)
         opens = datetime.combine(day, self.start, zone)
-        closes = datetime.combine(day, self.end, zone) if self.end else datetime.combine(day + timedelta(days=1), time(0), zone)
+        closes = (
+            datetime.combine(day, self.end, zone)
+            if self.end
+            else datetime.combine(day + timedelta(days=1), time(0), zone)
+        )
         if closes <= opens:
             return None
         return opens.astimezone(UTC), closes.astimezone(UTC)
@@ -91,7 +97,9 @@ class Deadlines:
     warn_at: datetime
 
 
-def deadlines(*, started_at: datetime, target_minutes: int, paused_seconds: float, calendar: Calendar = ALWAYS) -> Deadlines:
+def deadlines(
+    *, started_at: datetime, target_minutes: int, paused_seconds: float, calendar: Calendar = ALWAYS
+) -> Deadlines:
     """Due time and the 80 % warning time of one target."""
     target = target_minutes * 60
     return Deadlines(

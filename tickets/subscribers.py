@@ -28,9 +28,15 @@ def _ticket(event: Event) -> Ticket | None:
     )
 
 
-def _send(template: str, subject: str, ticket: Ticket, recipient: str, *, for_agent: bool = False, **context: object) -> None:
+def _send(
+    template: str, subject: str, ticket: Ticket, recipient: str, *, for_agent: bool = False, **context: object
+) -> None:
     # Agents work in admin; customers on the ticket page.
-    path = reverse("admin:tickets_ticket_change", args=[ticket.pk]) if for_agent else reverse("tickets:detail", args=[ticket.public_id])
+    path = (
+        reverse("admin:tickets_ticket_change", args=[ticket.pk])
+        if for_agent
+        else reverse("tickets:detail", args=[ticket.public_id])
+    )
     link = settings.PORTAL_BASE_URL + path
     body = render_to_string(f"emails/tickets/{template}.txt", {"ticket": ticket, "link": link, **context})
     send_mail(f"[{ticket.reference}] {subject}", body, None, [recipient])
@@ -47,7 +53,9 @@ def email_ticket_created(event: Event) -> None:
 @events.subscribe(events.TICKET_COMMENT_ADDED, name="tickets.email_comment")
 def email_comment_added(event: Event) -> None:
     ticket = _ticket(event)
-    comment = Comment.objects.filter(public_id=event.payload["comment"], internal=False).select_related("author").first()
+    comment = (
+        Comment.objects.filter(public_id=event.payload["comment"], internal=False).select_related("author").first()
+    )
     if ticket is None or comment is None:
         return
     if comment.by_agent:
@@ -55,5 +63,10 @@ def email_comment_added(event: Event) -> None:
             _send("agent_reply", f"New reply: {ticket.subject}", ticket, ticket.requester.email, comment=comment)
     elif ticket.assignee_id and ticket.assignee.email:
         _send(
-            "customer_reply", f"Customer replied: {ticket.subject}", ticket, ticket.assignee.email, for_agent=True, comment=comment
+            "customer_reply",
+            f"Customer replied: {ticket.subject}",
+            ticket,
+            ticket.assignee.email,
+            for_agent=True,
+            comment=comment,
         )

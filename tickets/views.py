@@ -38,7 +38,9 @@ def _filters(form: TicketFilterForm) -> selectors.TicketFilters:
 @organization_required
 @require_GET
 def ticket_list(request: HttpRequest) -> HttpResponse:
-    form = TicketFilterForm(request.GET or None, assignees=selectors.assignee_choices(organization=request.organization))
+    form = TicketFilterForm(
+        request.GET or None, assignees=selectors.assignee_choices(organization=request.organization)
+    )
     filters = _filters(form)
     page = Paginator(selectors.ticket_list(organization=request.organization, filters=filters), PAGE_SIZE).get_page(
         request.GET.get("page")
@@ -120,7 +122,9 @@ def comment_add(request: HttpRequest, public_id: str) -> HttpResponse:
             if not request.htmx:
                 messages.success(request, "Reply added.")
                 return redirect(reverse("tickets:detail", args=[ticket.public_id]) + "#comments")
-            return render(request, "tickets/detail.html#ticket-conversation", _detail_context(request, _page(request, public_id)))
+            return render(
+                request, "tickets/detail.html#ticket-conversation", _detail_context(request, _page(request, public_id))
+            )
     context = _detail_context(request, _page(request, public_id), comment_form=form)
     template = "tickets/detail.html#ticket-conversation" if request.htmx else "tickets/detail.html"
     return render(request, template, context, status=400)
@@ -153,7 +157,11 @@ def follow_toggle(request: HttpRequest, public_id: str) -> HttpResponse:
     else:
         services.ticket_unfollow(ticket=ticket, user=request.user)
     if request.htmx:
-        return render(request, "tickets/detail.html#follow-form", {"ticket": ticket, "following": request.POST.get("follow") == "1"})
+        return render(
+            request,
+            "tickets/detail.html#follow-form",
+            {"ticket": ticket, "following": request.POST.get("follow") == "1"},
+        )
     return redirect("tickets:detail", ticket.public_id)
 
 

@@ -15,7 +15,7 @@ TARGET_LABELS = {"first_response": "first response", "resolution": "resolution"}
 
 
 @register.inclusion_tag("tickets/components/sla_badge.html")
-def sla_badge(ticket, now=None):  # noqa: ANN001, ANN201
+def sla_badge(ticket, now=None):
     status = services.ticket_sla_status(ticket=ticket, now=now)
     return {
         "state": status.state,

@@ -43,7 +43,9 @@ def _form(ticket, **overrides):
     return {**data, **overrides}
 
 
-def test_admin_list_shows_tickets_across_organizations_in_few_queries(agent_client, member, other_member, django_assert_max_num_queries):
+def test_admin_list_shows_tickets_across_organizations_in_few_queries(
+    agent_client, member, other_member, django_assert_max_num_queries
+):
     for i in range(20):
         make_ticket(member if i % 2 else other_member, subject=f"Ticket {i}")
     with django_assert_max_num_queries(12):
@@ -52,14 +54,21 @@ def test_admin_list_shows_tickets_across_organizations_in_few_queries(agent_clie
 
 
 def test_admin_filters_by_sla_state(agent_client, ticket):
-    Ticket.objects.filter(pk=ticket.pk).update(first_response_due_at=ticket.created_at, first_response_warn_at=ticket.created_at)
+    Ticket.objects.filter(pk=ticket.pk).update(
+        first_response_due_at=ticket.created_at, first_response_warn_at=ticket.created_at
+    )
     response = agent_client.get(reverse("admin:tickets_ticket_changelist") + "?sla=breached")
     assert ticket.subject in response.content.decode()
-    assert ticket.subject not in agent_client.get(reverse("admin:tickets_ticket_changelist") + "?sla=running").content.decode()
+    assert (
+        ticket.subject
+        not in agent_client.get(reverse("admin:tickets_ticket_changelist") + "?sla=running").content.decode()
+    )
 
 
 def test_agent_changes_go_through_the_service(agent_client, ticket, agent):
-    response = agent_client.post(_change_url(ticket), _form(ticket, status="in_progress", assignee=agent.pk, priority="high"))
+    response = agent_client.post(
+        _change_url(ticket), _form(ticket, status="in_progress", assignee=agent.pk, priority="high")
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     ticket.refresh_from_db()
     assert (ticket.status, ticket.assignee, ticket.priority) == ("in_progress", agent, "high")
@@ -78,7 +87,9 @@ def test_disallowed_transition_in_admin_is_a_form_error(agent_client, ticket, ag
 
 def test_agent_replies_publicly_or_as_internal_note(agent_client, ticket, agent):
     agent_client.post(_change_url(ticket), _form(ticket, **{"comments-0-body": "We're on it"}))
-    agent_client.post(_change_url(ticket), _form(ticket, **{"comments-0-body": "Escalated to vendor", "comments-0-internal": "on"}))
+    agent_client.post(
+        _change_url(ticket), _form(ticket, **{"comments-0-body": "Escalated to vendor", "comments-0-internal": "on"})
+    )
     public, note = Comment.objects.order_by("id")
     assert (public.body, public.internal, public.by_agent) == ("We're on it", False, True)
     assert (note.body, note.internal) == ("Escalated to vendor", True)
@@ -104,7 +115,9 @@ def test_bulk_actions_obey_the_workflow(agent_client, member, agent):
 
 
 def test_bulk_assign_to_me(agent_client, ticket, agent):
-    agent_client.post(reverse("admin:tickets_ticket_changelist"), {"action": "assign_to_me", "_selected_action": [ticket.pk]})
+    agent_client.post(
+        reverse("admin:tickets_ticket_changelist"), {"action": "assign_to_me", "_selected_action": [ticket.pk]}
+    )
     ticket.refresh_from_db()
     assert ticket.assignee == agent
 

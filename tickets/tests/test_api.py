@@ -24,7 +24,9 @@ def _comments(ticket):
 
 
 def test_create_returns_the_ticket_with_sla(api_client):
-    response = api_client.post(LIST, {"subject": "VM down", "description": "prod-1 unreachable", "priority": "critical"}, format="json")
+    response = api_client.post(
+        LIST, {"subject": "VM down", "description": "prod-1 unreachable", "priority": "critical"}, format="json"
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["number"] == 1001 and body["status"] == "open" and body["priority"] == "critical"
@@ -40,7 +42,11 @@ def test_create_returns_the_ticket_with_sla(api_client):
         ({"subject": "s", "description": "d", "priority": "urgent"}, "priority", "not a valid choice"),
         ({"subject": "s", "description": "d", "category": "sales"}, "category", "not a valid choice"),
         ({"subject": "s", "description": "d", "assignee": 1}, "assignee", "Only support agents can set this."),
-        ({"subject": "s", "description": "d", "first_response_due_at": "2030-01-01T00:00:00Z"}, "first_response_due_at", "Only support agents"),
+        (
+            {"subject": "s", "description": "d", "first_response_due_at": "2030-01-01T00:00:00Z"},
+            "first_response_due_at",
+            "Only support agents",
+        ),
         ({"subject": "s", "description": "x" * 20_001}, "description", "no more than 20000"),
     ],
 )
@@ -61,7 +67,9 @@ def test_list_filters_sorts_and_paginates(api_client, member):
     assert len(api_client.get(LIST, {"page_size": 2}).json()["results"]) == 2
 
 
-@pytest.mark.parametrize(("param", "value"), [("status", "exploded"), ("priority", "urgent"), ("sort", "random"), ("assignee", "x")])
+@pytest.mark.parametrize(
+    ("param", "value"), [("status", "exploded"), ("priority", "urgent"), ("sort", "random"), ("assignee", "x")]
+)
 def test_unknown_filter_values_are_400(api_client, param, value):
     response = api_client.get(LIST, {param: value})
     assert response.status_code == 400 and param in response.json()
@@ -120,7 +128,9 @@ def test_agent_member_assigns_through_the_api(organization, ticket, agent):
     _, key = portal_services.api_token_create(membership=agent.memberships.get(), name="tam")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    response = client.patch(_detail(ticket), {"assignee": agent.pk, "priority": "high", "status": "in_progress"}, format="json")
+    response = client.patch(
+        _detail(ticket), {"assignee": agent.pk, "priority": "high", "status": "in_progress"}, format="json"
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["assignee"]["id"] == agent.pk
     bad = client.patch(_detail(ticket), {"assignee": 999999}, format="json")
@@ -165,4 +175,6 @@ def test_schema_documents_the_ticket_endpoints(client):
     import json
 
     schema = json.loads(client.get(reverse("api-schema"), HTTP_ACCEPT="application/json").content)
-    assert {"/api/v1/tickets/", "/api/v1/tickets/{public_id}/", "/api/v1/tickets/{public_id}/comments/"} <= set(schema["paths"])
+    assert {"/api/v1/tickets/", "/api/v1/tickets/{public_id}/", "/api/v1/tickets/{public_id}/comments/"} <= set(
+        schema["paths"]
+    )

@@ -12,7 +12,9 @@ from tickets.tests.factories import make_ticket
 pytestmark = pytest.mark.django_db
 
 
-def test_closed_tickets_are_purged_after_the_retention_period_with_their_files(member, agent, django_capture_on_commit_callbacks):
+def test_closed_tickets_are_purged_after_the_retention_period_with_their_files(
+    member, agent, django_capture_on_commit_callbacks
+):
     old = make_ticket(member, subject="old", attachments=[SimpleUploadedFile("a.txt", b"x", content_type="text/plain")])
     services.comment_create(ticket=old, author=agent, body="done")
     services.ticket_change_status(ticket=old, actor=agent, status=Status.CLOSED)

@@ -186,7 +186,9 @@ def test_sla_status_moves_from_on_track_to_at_risk_to_breached(ticket):
 
 
 def test_every_change_is_in_the_audit_trail(ticket, agent):
-    services.ticket_update(ticket=ticket, actor=agent, status=Status.IN_PROGRESS, priority="high", subject="DB slow in eu-1")
+    services.ticket_update(
+        ticket=ticket, actor=agent, status=Status.IN_PROGRESS, priority="high", subject="DB slow in eu-1"
+    )
     rows = {(c.field, c.old_value, c.new_value) for c in TicketChange.objects.filter(ticket=ticket, actor=agent)}
     assert rows == {
         ("status", "open", "in_progress"),

@@ -81,9 +81,18 @@ def test_create_with_an_attachment(member_client, member):
         ({"subject": ""}, "This field is required."),
         ({"subject": "x" * 300}, "Ensure this value has at most 255 characters"),
         ({"priority": "urgent"}, "Select a valid choice"),
-        ({"attachments": [SimpleUploadedFile("run.exe", b"MZ....", content_type="application/octet-stream")]}, "not allowed"),
-        ({"attachments": [SimpleUploadedFile("fake.png", b"GIF89a....", content_type="image/png")]}, "does not look like a .png file"),
-        ({"attachments": [SimpleUploadedFile("empty.txt", b"", content_type="text/plain")]}, "The submitted file is empty."),
+        (
+            {"attachments": [SimpleUploadedFile("run.exe", b"MZ....", content_type="application/octet-stream")]},
+            "not allowed",
+        ),
+        (
+            {"attachments": [SimpleUploadedFile("fake.png", b"GIF89a....", content_type="image/png")]},
+            "does not look like a .png file",
+        ),
+        (
+            {"attachments": [SimpleUploadedFile("empty.txt", b"", content_type="text/plain")]},
+            "The submitted file is empty.",
+        ),
     ],
 )
 def test_bad_create_input_shows_form_errors_and_writes_nothing(member_client, data, message):
@@ -98,7 +107,8 @@ def test_oversize_attachment_is_refused(member_client, settings, monkeypatch):
     monkeypatch.setattr(services, "ATTACHMENT_MAX_BYTES", 1024)
     big = SimpleUploadedFile("big.txt", b"a" * 2048, content_type="text/plain")
     response = member_client.post(
-        reverse("tickets:create"), {"subject": "s", "description": "d", "priority": "low", "category": "general", "attachments": [big]}
+        reverse("tickets:create"),
+        {"subject": "s", "description": "d", "priority": "low", "category": "general", "attachments": [big]},
     )
     assert response.status_code == 400
     assert "big.txt is 2.0\xa0KB; the limit is 1.0\xa0KB." in response.content.decode()
@@ -124,7 +134,9 @@ def test_detail_costs_a_fixed_number_of_queries(member_client, ticket, agent, me
 
 
 def test_reply_with_htmx_returns_the_updated_conversation(member_client, ticket):
-    response = member_client.post(reverse("tickets:comment_add", args=[ticket.public_id]), {"body": "More details"}, HTTP_HX_REQUEST="true")
+    response = member_client.post(
+        reverse("tickets:comment_add", args=[ticket.public_id]), {"body": "More details"}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200
     body = response.content.decode()
     assert "More details" in body and 'id="ticket-conversation"' in body and "<html" not in body
@@ -136,7 +148,9 @@ def test_reply_without_javascript_redirects_back(member_client, ticket):
 
 
 def test_empty_reply_is_a_form_error(member_client, ticket):
-    response = member_client.post(reverse("tickets:comment_add", args=[ticket.public_id]), {"body": ""}, HTTP_HX_REQUEST="true")
+    response = member_client.post(
+        reverse("tickets:comment_add", args=[ticket.public_id]), {"body": ""}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 400 and "This field is required." in response.content.decode()
     assert not Comment.objects.exists()
 
@@ -150,7 +164,9 @@ def test_customer_closes_and_reopens_from_the_page(member_client, ticket):
 
 
 def test_disallowed_transition_in_the_page_shows_the_allowed_ones(member_client, ticket):
-    response = member_client.post(reverse("tickets:status_change", args=[ticket.public_id]), {"status": "resolved"}, follow=True)
+    response = member_client.post(
+        reverse("tickets:status_change", args=[ticket.public_id]), {"status": "resolved"}, follow=True
+    )
     assert "Cannot change status from open to resolved. Allowed: closed." in response.content.decode()
     ticket.refresh_from_db()
     assert ticket.status == Status.OPEN
@@ -181,10 +197,17 @@ def test_attachment_is_served_to_members_only_as_a_download(member_client, membe
 
 def test_files_on_internal_notes_stay_with_agents(member_client, ticket, agent):
     note = services.comment_create(
-        ticket=ticket, author=agent, body="logs", internal=True, attachments=[SimpleUploadedFile("a.log", b"x", content_type="text/plain")]
+        ticket=ticket,
+        author=agent,
+        body="logs",
+        internal=True,
+        attachments=[SimpleUploadedFile("a.log", b"x", content_type="text/plain")],
     )
     attachment = note.attachments.get()
-    assert member_client.get(reverse("tickets:attachment", args=[ticket.public_id, attachment.public_id])).status_code == 404
+    assert (
+        member_client.get(reverse("tickets:attachment", args=[ticket.public_id, attachment.public_id])).status_code
+        == 404
+    )
 
 
 # --- Isolation: every route with another organization's ids ---------------------------------
@@ -200,16 +223,22 @@ def test_files_on_internal_notes_stay_with_agents(member_client, ticket, agent):
     ],
 )
 def test_another_organizations_ticket_is_404_everywhere(member_client, other_ticket, name, method, data):
-    assert_cross_org_404(member_client, method, reverse(name, args=[other_ticket.public_id]), data, unchanged=[other_ticket])
+    assert_cross_org_404(
+        member_client, method, reverse(name, args=[other_ticket.public_id]), data, unchanged=[other_ticket]
+    )
 
 
 def test_another_organizations_attachment_is_404(member_client, member, other_member):
     theirs = make_ticket(other_member, attachments=[SimpleUploadedFile("t.txt", b"secret", content_type="text/plain")])
     mine = make_ticket(member)
     attachment = theirs.attachments.get()
-    assert_cross_org_404(member_client, "get", reverse("tickets:attachment", args=[theirs.public_id, attachment.public_id]))
+    assert_cross_org_404(
+        member_client, "get", reverse("tickets:attachment", args=[theirs.public_id, attachment.public_id])
+    )
     # Their attachment id under my ticket's URL is just as missing.
-    assert_cross_org_404(member_client, "get", reverse("tickets:attachment", args=[mine.public_id, attachment.public_id]))
+    assert_cross_org_404(
+        member_client, "get", reverse("tickets:attachment", args=[mine.public_id, attachment.public_id])
+    )
 
 
 def test_unknown_ticket_id_is_404(member_client):

@@ -1,15 +1,18 @@
 """Demo data for `make run`: two organizations, an admin and a member in each, one agent.
 
-Idempotent: re-running keeps what exists and resets the demo passwords. Later apps extend it
-through their own ``seed_demo`` hooks (see ``DEMO_SEEDERS``).
+Idempotent: re-running keeps what exists and resets the demo passwords. Each app adds its own
+demo data in ``<app>/demo.py`` with a ``seed(*, organizations, agent, stdout)`` function.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils.module_loading import import_string
+from django.utils.module_loading import module_has_submodule
 
 from portal.models import Membership, Organization
 
@@ -28,9 +31,6 @@ ORGANIZATIONS = [
     ),
 ]
 AGENT = ("agent@securebase.example", "Sam Support")
-
-# Apps add "app.module.function" paths taking (organizations, agent) as they land.
-DEMO_SEEDERS: list[str] = []
 
 
 class Command(BaseCommand):
@@ -53,8 +53,9 @@ class Command(BaseCommand):
             agent.is_staff = agent.is_superuser = True
             agent.save(update_fields=["is_staff", "is_superuser"])
         logins.append((AGENT[0], "support agent (Django admin at /admin/)"))
-        for path in DEMO_SEEDERS:
-            import_string(path)(organizations=organizations, agent=agent, stdout=self.stdout)
+        for app in apps.get_app_configs():
+            if module_has_submodule(app.module, "demo"):
+                import_module(f"{app.name}.demo").seed(organizations=organizations, agent=agent, stdout=self.stdout)
 
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for email, what in logins:

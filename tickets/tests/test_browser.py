@@ -1,0 +1,55 @@
+"""A customer's ticket flow in headless Chromium: create, filter (htmx swap), reply."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import browser_login
+from portal.tests.factories import PASSWORD
+from tickets.tests.factories import make_ticket
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+
+
+def test_create_filter_and_reply(page, live_server, member):
+    make_ticket(member, subject="Old low priority question", priority="low")
+    browser_login(page, live_server, member.user.username, PASSWORD)
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Tickets").click()
+    page.get_by_role("link", name="Open a ticket").click()
+    page.get_by_label("Subject").fill("Load balancer returns 502")
+    page.get_by_label("Describe the problem").fill("Since the deploy at 10:00 every third request fails.")
+    page.get_by_label("Priority").select_option("critical")
+    page.get_by_role("button", name="Open ticket").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Load balancer returns 502")
+    expect(page.locator("#ticket-sla")).to_contain_text("first response due in")
+
+    # Filtering swaps only the results (htmx) and keeps the state in the URL.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Tickets").click()
+    page.evaluate("window.__marker = 'same page'")
+    page.get_by_label("Priority").select_option("critical")
+    expect(page.locator("#ticket-results")).not_to_contain_text("Old low priority question")
+    expect(page.locator("#ticket-results")).to_contain_text("Load balancer returns 502")
+    assert re.search(r"priority=critical", page.url)
+    assert page.evaluate("window.__marker") == "same page"  # no full reload
+
+    page.get_by_label("Search").fill("question")
+    expect(page.locator("#ticket-results")).to_contain_text("No tickets match these filters")
+    page.reload()
+    expect(page.get_by_label("Search")).to_have_value("question")  # bookmarkable
+
+    page.goto(f"{live_server.url}/tickets/")
+    page.get_by_role("link", name=re.compile("Load balancer returns 502")).click()
+    page.get_by_label("Your reply").fill("Here is a trace id: abc-123")
+    page.get_by_role("button", name="Send reply").click()
+    expect(page.locator("#ticket-comments")).to_contain_text("Here is a trace id: abc-123")
+    expect(page.get_by_label("Your reply")).to_have_value("")
+
+
+def test_ticket_pages_fit_a_phone(phone_page, live_server, member):
+    ticket = make_ticket(member, subject="A long subject that should wrap nicely on a small phone screen")
+    browser_login(phone_page, live_server, member.user.username, PASSWORD)
+    for path in ("/tickets/", f"/tickets/{ticket.public_id}/", "/tickets/new/"):
+        phone_page.goto(live_server.url + path)
+        assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
