@@ -19,7 +19,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     recent = list(selectors.event_list(organization=organization)[:RECENT_ACTIVITY])
     for event in recent:
         event.description = events.CATALOG[event.type].description if event.type in events.CATALOG else event.type
+    latest_metrics = selectors.event_list(organization=organization, types=[events.METRICS_UPDATED]).first()
     context = {
+        "platform_metrics": latest_metrics.payload if latest_metrics else None,
         "member_count": selectors.membership_list(organization=organization).count(),
         "token_count": selectors.api_token_list(membership=request.membership).count(),
         "recent_events": recent,

@@ -43,6 +43,7 @@ FORECAST_ANOMALY_DETECTED = "forecast.anomaly_detected"
 WEBHOOK_TEST = "webhook.test"
 WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
 MEMBER_JOINED = "member.joined"
+NOTICE_PUBLISHED = "notice.published"
 
 _ID = {"type": "string", "minLength": 1, "maxLength": 100}
 _TEXT = {"type": "string", "maxLength": 2000}
@@ -236,6 +237,15 @@ CATALOG: dict[str, EventType] = {
             WEBHOOK_ENDPOINT_DISABLED,
             "A webhook endpoint was disabled after failing for too long or answering 410 Gone.",
             _object(["endpoint", "reason"], {"endpoint": _ID, "url": {"type": "string"}, "reason": _TEXT}),
+        ),
+        EventType(
+            NOTICE_PUBLISHED,
+            "A platform-wide notice for everyone in the organization (maintenance, incidents).",
+            _object(
+                ["title"],
+                {"title": {"type": "string", "minLength": 1, "maxLength": 200}, "body": _TEXT, "link": {"type": "string", "maxLength": 500}},
+            ),
+            external=True,
         ),
         EventType(
             MEMBER_JOINED,

@@ -1,3 +1,9 @@
-"""WebSocket routes. Each app that serves sockets adds its patterns here."""
+"""WebSocket routes: the project wiring, like urls.py (the one place the core names a consumer)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from notifications.consumers import LiveConsumer
+
+websocket_urlpatterns = [
+    path("ws/", LiveConsumer.as_asgi()),
+]

@@ -290,6 +290,35 @@ def service_token_authenticate(*, key: str) -> ServiceToken | None:
     return token
 
 
+# --- Live sockets -------------------------------------------------------------------------------
+
+
+def sockets_close_after_commit(*, session_key: str | None = None, user: Any = None) -> None:
+    """Close the live sockets of one session (sign-out) or of every session of a user.
+
+    Sent from a worker after commit: the request never talks to the channel layer itself.
+    """
+    from portal import realtime
+    from portal.tasks import sockets_close_task
+
+    groups = []
+    if session_key:
+        groups.append(realtime.session_group(session_key))
+    if user is not None:
+        groups.append(realtime.user_group(user.pk))
+    if groups:
+        transaction.on_commit(lambda: _enqueue_quietly(sockets_close_task, groups))
+
+
+def _enqueue_quietly(task: Any, *args: Any) -> None:
+    try:
+        task.delay(*args)
+    except Exception:  # noqa: BLE001 - a broker outage must not fail the sign-out itself
+        import logging
+
+        logging.getLogger(__name__).warning("could not enqueue %s", task.name, exc_info=True)
+
+
 # --- Platform event intake ------------------------------------------------------------------
 
 

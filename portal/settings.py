@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -143,6 +144,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
                 "portal.context_processors.portal",
+                "notifications.context_processors.inbox",
             ],
         },
     },
@@ -222,6 +224,19 @@ CELERY_BEAT_SCHEDULE = {
     "events-sweep": {"task": "portal.tasks.events_sweep_task", "schedule": 60.0},
     "tickets-sla-sweep": {"task": "tickets.tasks.sla_sweep_task", "schedule": 60.0},
     "tickets-purge-closed": {"task": "tickets.tasks.tickets_purge_closed_task", "schedule": 24 * 3600.0},
+    "notifications-pushes-sweep": {"task": "notifications.tasks.pushes_sweep_task", "schedule": 30.0},
+    "notifications-email-immediate": {"task": "notifications.tasks.notification_emails_task", "schedule": 60.0},
+    "notifications-email-hourly": {
+        "task": "notifications.tasks.notification_emails_task",
+        "schedule": 3600.0,
+        "args": ["hourly"],
+    },
+    "notifications-email-daily": {
+        "task": "notifications.tasks.notification_emails_task",
+        "schedule": crontab(hour=7, minute=0),
+        "args": ["daily"],
+    },
+    "notifications-purge": {"task": "notifications.tasks.notifications_purge_task", "schedule": 24 * 3600.0},
 }
 
 # --- Auth and sessions ----------------------------------------------------------------------
@@ -258,6 +273,9 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PORTAL_BASE_URL])
 
 INVITATION_TTL = timedelta(days=env_int("INVITATION_TTL_DAYS", 7))
 TICKET_RETENTION_DAYS = env_int("TICKET_RETENTION_DAYS", 90)
+NOTIFICATION_RETENTION_DAYS = env_int("NOTIFICATION_RETENTION_DAYS", 90)
+# Live sockets: server heartbeat interval (clients reconnect after ~60 s of silence).
+WEBSOCKET_HEARTBEAT_SECONDS = env_int("WEBSOCKET_HEARTBEAT_SECONDS", 25)
 
 # --- Security headers (check --deploy clean when DEBUG is off) ---------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from portal import events, health
+from portal import events, health, realtime
 
 
 @shared_task(
@@ -28,3 +28,8 @@ def events_sweep_task() -> int:
 @shared_task
 def worker_heartbeat_task() -> None:
     health.worker_heartbeat_record()
+
+
+@shared_task(autoretry_for=(ConnectionError, OSError), retry_backoff=True, max_retries=5)
+def sockets_close_task(groups: list[str]) -> None:
+    realtime.sockets_close(groups=groups)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -18,6 +19,29 @@ from portal import selectors, services, tenancy
 from portal.forms import AcceptInvitationForm, ApiTokenForm, InvitationForm, RoleForm, form_add_service_errors
 from portal.health import health_check
 from portal.tenancy import organization_admin_required, organization_required
+
+
+class LogoutView(auth_views.LogoutView):
+    """Sign out, and close this session's live sockets."""
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if request.session.session_key:
+            services.sockets_close_after_commit(session_key=request.session.session_key)
+        return super().post(request, *args, **kwargs)
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Change the password, and close every live socket the user has (other sessions too)."""
+
+    def form_valid(self, form: object) -> HttpResponse:
+        services.sockets_close_after_commit(user=self.request.user)
+        return super().form_valid(form)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    def form_valid(self, form: object) -> HttpResponse:
+        services.sockets_close_after_commit(user=form.user)
+        return super().form_valid(form)
 
 
 @require_GET

@@ -148,4 +148,5 @@ def test_catalog_has_the_required_types():
         "metrics.updated",
         "compliance.updated",
         "invoice.created",
+        "notice.published",
     }

@@ -1,0 +1,176 @@
+"""The one live socket at /ws/: authenticate, join groups, replay what was missed, send.
+
+Two kinds of client share it. Browsers (session cookie, origin checked) receive HTML fragments
+that the htmx ws extension swaps out of band. API clients (``Authorization: Token …``) receive
+JSON ``{"id", "type", "created", "data"}`` and choose types with subscribe/unsubscribe. The
+socket is a doorbell: every message is also in the database, and a client that reconnects with
+the last id it saw gets what it missed before anything live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from notifications import selectors, services
+from portal import realtime, tenancy
+
+logger = logging.getLogger(__name__)
+
+API_TYPES = frozenset({"notification", "ticket_update", "metrics_update", "compliance_update", "invoice_created"})
+MAX_FRAME = 16 * 1024  # clients only send small control messages
+SENT_MEMORY = 2000
+
+
+def _cursor(push_id: int) -> str:
+    return f'<span id="live-cursor" hidden data-live-id="{push_id}"></span>'
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.groups_joined: list[str] = []
+        # Ids already sent on this socket: replay and live messages may overlap, and pushes
+        # committed out of order by different workers must still all get through.
+        self.sent: set[int] = set()
+        self.sent_order: deque[int] = deque()
+        self.heartbeat: asyncio.Task | None = None
+        user = self.scope.get("user")
+        token = self.scope.get("api_token")
+        if self.scope.get("api_token_invalid") or user is None or not user.is_authenticated:
+            # Accept first so the close code reaches the client: 4401 means "don't retry".
+            await self.accept()
+            await self.close(code=realtime.CLOSE_UNAUTHENTICATED)
+            return
+        self.api = token is not None
+        self.membership = token.membership if token else await self._session_membership(user)
+        if self.membership is None:
+            await self.accept()
+            await self.close(code=realtime.CLOSE_UNAUTHENTICATED)
+            return
+        self.user_id = user.pk
+        self.organization = self.membership.organization
+        self.subscriptions = set(API_TYPES)
+        groups = [realtime.user_group(user.pk), realtime.organization_group(self.organization.pk)]
+        session = self.scope.get("session")
+        if not self.api and session is not None and session.session_key:
+            groups.append(realtime.session_group(session.session_key))
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined = groups
+        await self.accept()
+        # Joined before replaying: live messages queue up meanwhile and duplicates are skipped.
+        await self._replay()
+        self.heartbeat = asyncio.create_task(self._beat())
+
+    @database_sync_to_async
+    def _session_membership(self, user: Any) -> Any:
+        session = self.scope.get("session")
+        wanted = session.get(tenancy.SESSION_KEY) if session is not None else None
+        return tenancy.resolve_membership(tenancy.memberships_for_user(user), wanted)
+
+    def _last_id(self) -> int | None:
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        raw = (query.get("last_id") or [""])[0]
+        return int(raw) if raw.isdigit() else None
+
+    async def _replay(self) -> None:
+        last_id = self._last_id()
+        if last_id is None:
+            return
+        missed = await database_sync_to_async(selectors.pushes_since)(
+            user_id=self.user_id, organization=self.organization, last_id=last_id, limit=services.RESUME_LIMIT
+        )
+        for push in missed.pushes:
+            await self._deliver(services.push_message(push))
+        if missed.truncated and self.api:
+            await self._send_json({"type": "resync", "data": {"reason": "too many missed messages"}})
+
+    async def _beat(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(settings.WEBSOCKET_HEARTBEAT_SECONDS)
+                await self._send_json({"type": "ping"})
+        except asyncio.CancelledError:
+            pass
+
+    async def disconnect(self, code: int) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        if len(raw) > MAX_FRAME:
+            await self._error(f"Message too large (limit {MAX_FRAME} bytes).")
+            return
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            await self._error("Messages must be JSON objects.")
+            return
+        if not isinstance(message, dict):
+            await self._error("Messages must be JSON objects.")
+            return
+        kind = message.get("type")
+        if kind in ("ping", "pong"):
+            if kind == "ping":
+                await self._send_json({"type": "pong"})
+            return
+        if kind in ("subscribe", "unsubscribe"):
+            types = message.get("types")
+            if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+                await self._error('Send {"type": "%s", "types": [...]}.' % kind)  # noqa: UP031
+                return
+            unknown = sorted(set(types) - API_TYPES)
+            if unknown:
+                await self._error(f"Unknown types: {', '.join(unknown)}. Known: {', '.join(sorted(API_TYPES))}.")
+                return
+            if kind == "subscribe":
+                self.subscriptions |= set(types)
+            else:
+                self.subscriptions -= set(types)
+            await self._send_json({"type": "subscribed", "data": {"types": sorted(self.subscriptions)}})
+            return
+        await self._error(f"Unknown message type {kind!r}: use subscribe, unsubscribe or ping.")
+
+    # --- Channel layer handlers ---------------------------------------------------------------
+
+    async def push_message(self, message: dict[str, Any]) -> None:
+        await self._deliver(message)
+
+    async def socket_close(self, message: dict[str, Any]) -> None:
+        await self.close(code=message.get("code", realtime.CLOSE_SIGNED_OUT))
+
+    # --- Sending ------------------------------------------------------------------------------
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
+        if message["organization"] != self.organization.pk or message["id"] in self.sent:
+            return
+        if message["user"] is not None and message["user"] != self.user_id:
+            return
+        self.sent.add(message["id"])
+        self.sent_order.append(message["id"])
+        if len(self.sent_order) > SENT_MEMORY:
+            self.sent.discard(self.sent_order.popleft())
+        if self.api:
+            if message["event"] in self.subscriptions:
+                await self._send_json(
+                    {"id": message["id"], "type": message["event"], "created": message["created"], "data": message["data"]}
+                )
+        elif message["html"]:
+            await self.send(text_data=_cursor(message["id"]) + message["html"])
+
+    async def _send_json(self, payload: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(payload))
+
+    async def _error(self, text: str) -> None:
+        await self._send_json({"type": "error", "error": text})

@@ -1,0 +1,39 @@
+"""HTML fragments for live pushes: rendered once in the worker, swapped out of band by htmx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.template.loader import render_to_string
+
+from notifications.models import Notification
+
+
+def inbox_fragments(*, unread: int, latest: list[Notification], row: Notification | None = None, new: bool = False) -> str:
+    """Badge (the whole count), dropdown (latest 10) and, for a new/bumped notification, its row."""
+    return render_to_string(
+        "notifications/live.html#inbox", {"unread": unread, "latest": latest, "row": row, "new": new}
+    )
+
+
+def ticket_fragments(*, ticket: Any, comments: list[Any]) -> str:
+    """The ticket's row on the list page and its status, SLA and thread on the detail page."""
+    context = {"ticket": ticket, "comments": comments, "live": True}
+    return "".join(
+        render_to_string(name, context)
+        for name in (
+            "tickets/list.html#ticket-row",
+            "tickets/detail.html#ticket-status",
+            "tickets/detail.html#ticket-sla",
+            "tickets/detail.html#ticket-comments",
+        )
+    )
+
+
+def activity_fragment(*, event: Any, description: str) -> str:
+    """A new line at the top of the dashboard's activity list."""
+    return render_to_string("notifications/live.html#activity", {"event": event, "description": description})
+
+
+def metrics_fragment(*, payload: dict[str, Any]) -> str:
+    return render_to_string("portal/dashboard.html#platform-metrics", {"platform_metrics": payload})

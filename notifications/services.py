@@ -1,0 +1,307 @@
+"""Writes of notifications: creating (bulk, coalesced), reading, deleting, preferences, pushes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from notifications.models import MANDATORY_KINDS, Kind, Notification, Preference, Push
+from portal import realtime
+from portal.models import Organization
+from portal.tenancy import scoped_get_or_404
+
+logger = logging.getLogger(__name__)
+
+
+# --- Preferences ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    in_app: bool
+    email: bool
+    digest: str
+
+
+def delivery_for(*, channel: str, digest: str, kind: str) -> Delivery:
+    if kind in MANDATORY_KINDS and channel == Preference.Channel.OFF:
+        channel = Preference.Channel.IN_APP
+    return Delivery(
+        in_app=channel != Preference.Channel.OFF,
+        email=channel == Preference.Channel.EMAIL,
+        digest=digest,
+    )
+
+
+DEFAULT_CHANNEL = {kind: Preference.Channel.IN_APP for kind in Kind.values} | {Kind.ALERT: Preference.Channel.EMAIL}
+
+
+def deliveries_for(*, user_ids: Iterable[int], kind: str) -> dict[int, Delivery]:
+    """Each user's delivery for ``kind`` in one query (defaults where none is stored)."""
+    ids = list(user_ids)
+    stored = {p.user_id: p for p in Preference.objects.filter(user_id__in=ids, kind=kind)}
+    result = {}
+    for user_id in ids:
+        preference = stored.get(user_id)
+        channel = preference.channel if preference else DEFAULT_CHANNEL[kind]
+        digest = preference.digest if preference else Preference.Digest.IMMEDIATE
+        result[user_id] = delivery_for(channel=channel, digest=digest, kind=kind)
+    return result
+
+
+@transaction.atomic
+def preferences_update(*, user: Any, choices: dict[str, dict[str, str]]) -> list[Preference]:
+    """``choices``: kind → {"channel": …, "digest": …}. Alerts can't be switched off."""
+    errors: dict[str, str] = {}
+    for kind, choice in choices.items():
+        if kind not in Kind.values:
+            errors[kind] = f"Unknown notification type {kind!r}."
+            continue
+        channel, digest = choice.get("channel"), choice.get("digest", Preference.Digest.IMMEDIATE)
+        if channel not in Preference.Channel.values:
+            errors[kind] = f"Choose one of: {', '.join(Preference.Channel.values)}."
+        elif digest not in Preference.Digest.values:
+            errors[kind] = f"Choose a digest of: {', '.join(Preference.Digest.values)}."
+        elif kind in MANDATORY_KINDS and channel == Preference.Channel.OFF:
+            errors[kind] = "Alerts can't be turned off."
+    if errors:
+        raise ValidationError(errors)
+    saved = []
+    for kind, choice in choices.items():
+        preference, _ = Preference.objects.update_or_create(
+            user=user,
+            kind=kind,
+            defaults={"channel": choice["channel"], "digest": choice.get("digest", Preference.Digest.IMMEDIATE)},
+        )
+        saved.append(preference)
+    return saved
+
+
+# --- Creating notifications ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Created:
+    notification_id: int
+    recipient_id: int
+    new: bool
+
+
+def notify(
+    *,
+    organization: Organization,
+    recipient_ids: Iterable[int],
+    kind: str,
+    title: str,
+    body: str = "",
+    link: str = "",
+    event_id: int | None = None,
+    target: str = "",
+) -> list[Created]:
+    """Create one notification per recipient in a single statement.
+
+    With a ``target``, a recipient's unread notification about the same thing is bumped
+    instead (title, body, time, count of updates), so a busy ticket doesn't flood the inbox.
+    Recipients who turned this kind off get nothing (alerts excepted).
+    """
+    deliveries = deliveries_for(user_ids=set(recipient_ids), kind=kind)
+    rows = [(uid, d) for uid, d in sorted(deliveries.items()) if d.in_app]
+    if not rows:
+        return []
+    values, params = [], []
+    for user_id, delivery in rows:
+        values.append("(gen_random_uuid(), %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, now(), now())")
+        params += [organization.pk, user_id, kind, title[:200], body, link[:500], event_id, target, delivery.email]
+    conflict = (
+        """
+        ON CONFLICT (recipient_id, organization_id, target) WHERE read_at IS NULL AND NOT (target = '')
+        DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body, link = EXCLUDED.link, event_id = EXCLUDED.event_id,
+            updates = notifications_notification.updates + 1, updated_at = now(),
+            email_due = notifications_notification.email_due OR EXCLUDED.email_due
+        """
+        if target
+        else ""
+    )
+    sql = f"""
+        INSERT INTO notifications_notification
+            (public_id, organization_id, recipient_id, kind, title, body, link, event_id, target, updates, email_due,
+             created_at, updated_at)
+        VALUES {", ".join(values)}
+        {conflict}
+        RETURNING id, recipient_id, (xmax = 0) AS inserted
+    """  # noqa: S608 - only placeholders are interpolated
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [Created(*row) for row in cursor.fetchall()]
+
+
+# --- Reading and deleting --------------------------------------------------------------------
+
+
+def _inbox(*, user: Any, organization: Organization):  # noqa: ANN202
+    return Notification.objects.for_organization(organization).filter(recipient=user)
+
+
+@transaction.atomic
+def notification_mark_read(*, user: Any, organization: Organization, public_id: Any) -> Notification:
+    notification = scoped_get_or_404(_inbox(user=user, organization=organization), organization=organization, public_id=public_id)
+    if notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at"])
+        push_inbox_state(user_id=user.pk, organization=organization)
+    return notification
+
+
+@transaction.atomic
+def notifications_mark_read(*, user: Any, organization: Organization, public_ids: list[Any] | None = None) -> int:
+    """Mark some (``public_ids``) or all of the user's unread notifications read."""
+    queryset = _inbox(user=user, organization=organization).filter(read_at__isnull=True)
+    if public_ids is not None:
+        queryset = queryset.filter(public_id__in=public_ids)
+    count = queryset.update(read_at=timezone.now())
+    if count:
+        push_inbox_state(user_id=user.pk, organization=organization)
+    return count
+
+
+@transaction.atomic
+def notification_delete(*, user: Any, organization: Organization, public_id: Any) -> None:
+    notification = scoped_get_or_404(_inbox(user=user, organization=organization), organization=organization, public_id=public_id)
+    notification.delete()
+    push_inbox_state(user_id=user.pk, organization=organization)
+
+
+def notifications_purge(*, now: datetime | None = None) -> int:
+    cutoff = (now or timezone.now()) - timedelta(days=settings.NOTIFICATION_RETENTION_DAYS)
+    deleted, _ = Notification.objects.filter(updated_at__lt=cutoff).delete()
+    pushes, _ = Push.objects.filter(created_at__lt=(now or timezone.now()) - PUSH_RETENTION).delete()
+    if deleted or pushes:
+        logger.info("purged notifications", extra={"notifications": deleted, "pushes": pushes})
+    return deleted
+
+
+# --- Pushes -----------------------------------------------------------------------------------
+
+PUSH_RETENTION = timedelta(hours=24)
+RESUME_LIMIT = 500
+
+
+def push_create(*, organization: Organization, type: str, data: dict[str, Any], html: str = "", user_id: int | None = None) -> Push:  # noqa: A002
+    """Record a push in the current transaction; it is sent to sockets after commit."""
+    push = Push.objects.create(organization=organization, user_id=user_id, type=type, data=data, html=html)
+    transaction.on_commit(lambda: _enqueue_send(push.pk))
+    return push
+
+
+def _enqueue_send(push_id: int) -> None:
+    from notifications.tasks import push_send_task
+
+    try:
+        push_send_task.delay(push_id)
+    except Exception:  # noqa: BLE001 - the sweeper sends whatever stays unsent
+        logger.warning("push not enqueued; the sweeper will send it", extra={"push_id": push_id}, exc_info=True)
+
+
+def push_message(push: Push) -> dict[str, Any]:
+    """What consumers receive through the channel layer (and what resume replays)."""
+    return {
+        "type": "push.message",
+        "id": push.pk,
+        "event": push.type,
+        "organization": push.organization_id,
+        "user": push.user_id,
+        "created": push.created_at.isoformat(),
+        "data": push.data,
+        "html": push.html,
+    }
+
+
+def push_send(*, push_id: int) -> None:
+    push = Push.objects.filter(pk=push_id).first()
+    if push is None:
+        return
+    group = realtime.user_group(push.user_id) if push.user_id else realtime.organization_group(push.organization_id)
+    realtime.group_send(group, push_message(push))
+    if push.sent_at is None:
+        Push.objects.filter(pk=push.pk).update(sent_at=timezone.now())
+
+
+def pushes_sweep(*, now: datetime | None = None) -> int:
+    """Send pushes whose after-commit send never happened (broker down, worker killed)."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=10)
+    ids = list(Push.objects.filter(sent_at__isnull=True, created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:1000])
+    for push_id in ids:
+        push_send(push_id=push_id)
+    return len(ids)
+
+
+def push_inbox_state(*, user_id: int, organization: Organization) -> Push:
+    """Push the user's whole inbox state (badge count and dropdown): never a "+1"."""
+    from notifications import rendering, selectors
+
+    count = selectors.unread_count(user_id=user_id, organization=organization)
+    latest = list(selectors.notification_list(user_id=user_id, organization=organization)[: selectors.DROPDOWN_SIZE])
+    return push_create(
+        organization=organization,
+        user_id=user_id,
+        type="notification",
+        data={"unread": count},
+        html=rendering.inbox_fragments(unread=count, latest=latest),
+    )
+
+
+# --- Email ------------------------------------------------------------------------------------
+
+EMAIL_BATCH = 500
+
+
+def notification_emails_send(*, digest: str, now: datetime | None = None) -> int:
+    """Email due notifications of recipients on ``digest`` (immediate: one email each).
+
+    Rows are claimed with SKIP LOCKED and stamped in the same transaction as the sending, so a
+    re-run or an overlapping beat never emails twice; a failed send rolls back and is retried.
+    """
+    from django.core.mail import send_mail
+    from django.db.models import Exists, OuterRef
+    from django.template.loader import render_to_string
+
+    now = now or timezone.now()
+    on_digest = Preference.objects.filter(user=OuterRef("recipient_id"), kind=OuterRef("kind"), digest=digest)
+    other_digest = Preference.objects.filter(user=OuterRef("recipient_id"), kind=OuterRef("kind")).exclude(digest=digest)
+    sent = 0
+    with transaction.atomic():
+        due = (
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(email_due=True, emailed_at__isnull=True)
+            .select_related("recipient", "organization")
+            .order_by("recipient_id", "id")
+        )
+        due = due.filter(Exists(on_digest)) if digest != Preference.Digest.IMMEDIATE else due.exclude(Exists(other_digest))
+        rows = list(due[:EMAIL_BATCH])
+        by_recipient: dict[int, list[Notification]] = {}
+        for row in rows:
+            by_recipient.setdefault(row.recipient_id, []).append(row)
+        for items in by_recipient.values():
+            recipient = items[0].recipient
+            if not recipient.email:
+                continue
+            context = {"items": items, "recipient": recipient, "base_url": settings.PORTAL_BASE_URL, "digest": digest}
+            if digest == Preference.Digest.IMMEDIATE:
+                for item in items:
+                    body = render_to_string("emails/notifications/single.txt", {**context, "item": item})
+                    send_mail(item.title, body, None, [recipient.email])
+                    sent += 1
+            else:
+                body = render_to_string("emails/notifications/digest.txt", context)
+                send_mail(f"Your {digest} SecureBase summary: {len(items)} update(s)", body, None, [recipient.email])
+                sent += 1
+        Notification.objects.filter(pk__in=[r.pk for r in rows]).update(emailed_at=now)
+    return sent

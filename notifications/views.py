@@ -1,0 +1,141 @@
+"""Notification center pages: the full list, the bell's dropdown, preferences, polling fallback."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from notifications import selectors, services
+from notifications.models import MANDATORY_KINDS, Kind, Preference
+from portal.tenancy import organization_required
+
+PAGE_SIZE = 25
+
+
+class NotificationFilterForm(forms.Form):
+    kind = forms.ChoiceField(label="Type", choices=[("", "All types"), *Kind.choices], required=False)
+    state = forms.ChoiceField(
+        label="Show", choices=[("", "Read and unread"), ("unread", "Unread"), ("read", "Read")], required=False
+    )
+    sort = forms.ChoiceField(label="Sort by", choices=list(selectors.SORT_LABELS.items()), required=False)
+
+
+@organization_required
+@require_GET
+def notification_list(request: HttpRequest) -> HttpResponse:
+    form = NotificationFilterForm(request.GET or None)
+    data = form.cleaned_data if form.is_valid() else {}
+    queryset = selectors.notification_list(
+        user_id=request.user.pk,
+        organization=request.organization,
+        kind=data.get("kind", ""),
+        state=data.get("state", ""),
+        sort=data.get("sort") or "newest",
+    )
+    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode(), "filtered": bool(data.get("kind") or data.get("state"))}
+    template = "notifications/list.html#results" if request.htmx and not request.htmx.boosted else "notifications/list.html"
+    return render(request, template, context, status=400 if form.is_bound and not form.is_valid() else 200)
+
+
+@organization_required
+@require_GET
+def dropdown(request: HttpRequest) -> HttpResponse:
+    latest = selectors.notification_list(user_id=request.user.pk, organization=request.organization)[: selectors.DROPDOWN_SIZE]
+    return render(request, "notifications/live.html#dropdown-list", {"latest": latest})
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    return redirect(request.POST.get("next") or "notifications:list")
+
+
+@organization_required
+@require_POST
+def mark_read(request: HttpRequest, public_id: str) -> HttpResponse:
+    notification = services.notification_mark_read(user=request.user, organization=request.organization, public_id=public_id)
+    if request.htmx:
+        return render(request, "notifications/item.html", {"n": notification})
+    return _back(request)
+
+
+@organization_required
+@require_POST
+def mark_many_read(request: HttpRequest) -> HttpResponse:
+    """Bulk (checked ids) or, with ``all=1``, everything unread."""
+    ids = None if request.POST.get("all") == "1" else request.POST.getlist("ids")
+    try:
+        count = services.notifications_mark_read(user=request.user, organization=request.organization, public_ids=ids)
+    except ValidationError:
+        messages.error(request, "Those notifications could not be found.")
+        return _back(request)
+    messages.success(request, f"Marked {count} notification{'s' if count != 1 else ''} as read.")
+    return _back(request)
+
+
+@organization_required
+@require_POST
+def delete(request: HttpRequest, public_id: str) -> HttpResponse:
+    services.notification_delete(user=request.user, organization=request.organization, public_id=public_id)
+    if request.htmx:
+        return HttpResponse("")
+    messages.success(request, "Notification deleted.")
+    return _back(request)
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest) -> HttpResponse:
+    current = selectors.preferences_for(user=request.user)
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        choices = {
+            kind: {"channel": request.POST.get(f"{kind}-channel", ""), "digest": request.POST.get(f"{kind}-digest", "")}
+            for kind in Kind.values
+        }
+        try:
+            services.preferences_update(user=request.user, choices=choices)
+        except ValidationError as exc:
+            errors = exc.message_dict
+        else:
+            messages.success(request, "Notification preferences saved.")
+            return redirect("notifications:preferences")
+    rows = [
+        {
+            "kind": kind,
+            "label": label,
+            "preference": current[kind],
+            "mandatory": kind in MANDATORY_KINDS,
+            "errors": errors.get(kind, []),
+        }
+        for kind, label in Kind.choices
+    ]
+    context = {"rows": rows, "channels": Preference.Channel.choices, "digests": Preference.Digest.choices}
+    return render(request, "notifications/preferences.html", context, status=400 if errors else 200)
+
+
+@organization_required
+@require_GET
+@never_cache
+def poll(request: HttpRequest) -> HttpResponse:
+    """The fallback when WebSocket is unavailable: what was pushed since ``last_id``, or 304."""
+    raw = request.GET.get("last_id", "")
+    last_id = int(raw) if raw.isdigit() else None
+    latest = selectors.latest_push_id(user_id=request.user.pk, organization=request.organization)
+    if last_id is not None and last_id >= latest:
+        return HttpResponse(status=304)
+    if last_id is None:
+        # No cursor yet: just hand one out (the page itself is current).
+        html = ""
+    else:
+        missed = selectors.pushes_since(user_id=request.user.pk, organization=request.organization, last_id=last_id)
+        html = "".join(p.html for p in missed.pushes if p.html)
+    cursor = f'<span id="live-cursor" hidden data-live-id="{latest}" hx-swap-oob="true"></span>'
+    return HttpResponse(cursor + html)

@@ -1,0 +1,94 @@
+// Live updates over one WebSocket, swapped in by the htmx ws extension.
+//
+// What this file adds to the extension: resume from the last message id after any reconnect,
+// exponential backoff with full jitter (10 tries, then polling every 30 s while it keeps
+// trying slowly), reconnects on normal closes too and when the browser comes back online or
+// the tab becomes visible, a watchdog that reconnects after 60 s without any message (the
+// server pings every ~25 s), and de-duplication of replayed messages. Close code 4401
+// (not signed in) and 4001 (signed out) stop all retries.
+(function () {
+  "use strict";
+  var live = document.getElementById("live");
+  if (!live || !window.htmx) return;
+
+  var MAX_TRIES = 10, SILENCE_MS = 60000, POLL_MS = 30000, BASE_MS = 500, CAP_MS = 30000;
+  var lastId = 0, tries = 0, lastMessageAt = Date.now(), stopped = false, pollTimer = null, wrapper = null;
+  var seen = new Set(), seenOrder = [];
+
+  function remember(id) {
+    seen.add(id); seenOrder.push(id);
+    if (seenOrder.length > 2000) seen.delete(seenOrder.shift());
+    if (id > lastId) lastId = id;
+    live.setAttribute("data-last-id", String(lastId));
+  }
+
+  htmx.createWebSocket = function (url) {
+    var sep = url.indexOf("?") >= 0 ? "&" : "?";
+    return new WebSocket(lastId ? url + sep + "last_id=" + lastId : url);
+  };
+  htmx.config.wsReconnectDelay = function (retryCount) {
+    tries = retryCount + 1;
+    if (tries >= MAX_TRIES) startPolling();
+    var exp = Math.min(CAP_MS, BASE_MS * Math.pow(2, Math.min(retryCount, 10)));
+    return Math.random() * exp;  // full jitter
+  };
+
+  function reconnectSoon() {
+    if (stopped || !wrapper) return;
+    setTimeout(function () { if (!isOpen()) wrapper.reconnect(); }, htmx.config.wsReconnectDelay(tries));
+  }
+  function isOpen() {
+    var ws = live["htmx-internal-data"] && live["htmx-internal-data"].webSocket;
+    return ws && ws.socket && ws.socket.readyState === WebSocket.OPEN;
+  }
+
+  live.addEventListener("htmx:wsOpen", function (e) {
+    wrapper = e.detail.socketWrapper; tries = 0; lastMessageAt = Date.now(); stopPolling();
+    document.documentElement.setAttribute("data-live", "open");
+  });
+  live.addEventListener("htmx:wsClose", function (e) {
+    wrapper = e.detail.socketWrapper;
+    var code = e.detail.event.code;
+    document.documentElement.setAttribute("data-live", "closed");
+    if (code === 4401 || code === 4001) { stopped = true; stopPolling(); return; }
+    // The extension itself retries 1006/1011/1012/1013; normal closes are ours to retry.
+    if (code === 1000 || code === 1001) reconnectSoon();
+  });
+  live.addEventListener("htmx:wsBeforeMessage", function (e) {
+    lastMessageAt = Date.now();
+    var text = e.detail.message;
+    if (text.charAt(0) === "{") { e.preventDefault(); return; }  // ping/pong and control frames
+    var match = /data-live-id="(\d+)"/.exec(text);
+    if (match) {
+      var id = parseInt(match[1], 10);
+      if (seen.has(id)) { e.preventDefault(); return; }
+      remember(id);
+    }
+  });
+
+  setInterval(function () {
+    if (!stopped && wrapper && Date.now() - lastMessageAt > SILENCE_MS) {
+      lastMessageAt = Date.now();
+      wrapper.reconnect();
+    }
+  }, 10000);
+  window.addEventListener("online", function () { if (!isOpen() && wrapper) wrapper.reconnect(); });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && !isOpen() && wrapper && !stopped) wrapper.reconnect();
+  });
+
+  // Polling fallback: the same fragments, from the database, every 30 s (304 when nothing new).
+  function poll() {
+    if (stopped) return;
+    htmx.ajax("GET", live.getAttribute("data-poll-url") + "?last_id=" + lastId, { source: live, target: live, swap: "none" });
+  }
+  function startPolling() { if (!pollTimer) { poll(); pollTimer = setInterval(poll, POLL_MS); } }
+  function stopPolling() { if (pollTimer) { clearInterval(pollTimer); pollTimer = null; } }
+  document.body.addEventListener("htmx:oobAfterSwap", function (e) {
+    if (e.detail.target && e.detail.target.id === "live-cursor") {
+      var id = parseInt(e.detail.target.getAttribute("data-live-id") || "0", 10);
+      if (id > lastId) remember(id);
+    }
+  });
+  if (!("WebSocket" in window)) startPolling();
+})();
