@@ -1,0 +1,131 @@
+import pytest
+from django.urls import reverse
+
+from notifications import services
+from notifications.models import Notification, Preference
+from portal.testing import assert_cross_org_404
+from portal.tests.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _notify(membership, title="Invoice ready", kind="billing", target=""):
+    [created] = services.notify(
+        organization=membership.organization, recipient_ids=[membership.user_id], kind=kind, title=title, target=target
+    )
+    return Notification.objects.get(pk=created.notification_id)
+
+
+def test_bell_shows_the_exact_unread_count_on_every_page(member_client, member):
+    for i in range(3):
+        _notify(member, title=f"n{i}")
+    page = member_client.get(reverse("tickets:list")).content.decode()
+    assert 'id="notification-badge"' in page and ">3<span" in page
+
+
+def test_dropdown_lists_the_latest_ten(member_client, member):
+    for i in range(12):
+        _notify(member, title=f"note {i}")
+    html = member_client.get(reverse("notifications:dropdown"), HTTP_HX_REQUEST="true").content.decode()
+    assert html.count('class="notification ') == 10 and "note 11" in html and "note 1<" not in html
+
+
+def test_empty_states(member_client):
+    assert "You're all caught up." in member_client.get(reverse("notifications:dropdown")).content.decode()
+    assert "No notifications yet" in member_client.get(reverse("notifications:list")).content.decode()
+
+
+def test_mutations_are_post_only(member_client, member):
+    n = _notify(member)
+    assert member_client.get(reverse("notifications:read", args=[n.public_id])).status_code == 405
+    assert member_client.get(reverse("notifications:delete", args=[n.public_id])).status_code == 405
+    n.refresh_from_db()
+    assert n.read_at is None
+
+
+def test_mark_one_read_with_htmx_returns_the_row(member_client, member):
+    n = _notify(member)
+    response = member_client.post(reverse("notifications:read", args=[n.public_id]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and f'id="notification-{n.public_id}"' in response.content.decode()
+    n.refresh_from_db()
+    assert n.read_at is not None
+
+
+def test_mark_all_and_bulk_read(member_client, member):
+    a, b, c = (_notify(member, title=t) for t in "abc")
+    member_client.post(reverse("notifications:read_many"), {"ids": [str(a.public_id), str(b.public_id)]})
+    assert set(Notification.objects.filter(read_at__isnull=True).values_list("title", flat=True)) == {"c"}
+    member_client.post(reverse("notifications:read_many"), {"all": "1"})
+    assert not Notification.objects.filter(read_at__isnull=True).exists()
+
+
+def test_bulk_read_with_a_malformed_id_changes_nothing(member_client, member):
+    _notify(member)
+    response = member_client.post(reverse("notifications:read_many"), {"ids": ["not-a-uuid"]}, follow=True)
+    assert "could not be found" in response.content.decode()
+    assert Notification.objects.filter(read_at__isnull=True).count() == 1
+
+
+def test_delete(member_client, member):
+    n = _notify(member)
+    member_client.post(reverse("notifications:delete", args=[n.public_id]))
+    assert not Notification.objects.exists()
+
+
+def test_list_filters_sort_and_keep_state_in_the_url(member_client, member):
+    _notify(member, title="bill", kind="billing")
+    alert = _notify(member, title="alert!", kind="alert")
+    services.notification_mark_read(user=member.user, organization=member.organization, public_id=alert.public_id)
+    html = member_client.get(reverse("notifications:list") + "?kind=billing").content.decode()
+    assert "bill" in html and "alert!" not in html
+    html = member_client.get(reverse("notifications:list") + "?state=read", HTTP_HX_REQUEST="true").content.decode()
+    assert "alert!" in html and "bill" not in html and "<html" not in html
+    html = member_client.get(reverse("notifications:list") + "?sort=unread").content.decode()
+    assert html.index("bill") < html.index("alert!")
+    assert member_client.get(reverse("notifications:list") + "?kind=spam").status_code == 400
+
+
+def test_list_costs_a_fixed_number_of_queries(member_client, member, django_assert_max_num_queries):
+    for i in range(30):
+        _notify(member, title=f"n{i}")
+    with django_assert_max_num_queries(8):
+        response = member_client.get(reverse("notifications:list"))
+    assert response.content.decode().count('class="notification ') == 25
+
+
+def test_preferences_page_saves_and_refuses_switching_alerts_off(member_client, member):
+    data = {f"{k}-channel": "in_app" for k in ("ticket", "billing", "compliance", "alert", "info")}
+    data |= {f"{k}-digest": "immediate" for k in ("ticket", "billing", "compliance", "alert", "info")}
+    response = member_client.post(reverse("notifications:preferences"), {**data, "billing-channel": "email", "billing-digest": "daily"})
+    assert response.status_code == 302
+    assert Preference.objects.get(user=member.user, kind="billing").digest == "daily"
+    response = member_client.post(reverse("notifications:preferences"), {**data, "alert-channel": "off"})
+    assert response.status_code == 400 and "Alerts can&#x27;t be turned off." in response.content.decode()
+    assert Preference.objects.get(user=member.user, kind="alert").channel == "in_app"
+
+
+def test_poll_answers_304_when_nothing_changed(member_client, member):
+    first = member_client.get(reverse("notifications:poll"))
+    assert first.status_code == 200 and 'data-live-id="0"' in first.content.decode()
+    assert member_client.get(reverse("notifications:poll") + "?last_id=0").status_code == 304
+    services.push_inbox_state(user_id=member.user_id, organization=member.organization)
+    changed = member_client.get(reverse("notifications:poll") + "?last_id=0")
+    assert changed.status_code == 200 and 'id="notification-badge"' in changed.content.decode()
+
+
+@pytest.mark.parametrize(("name", "method"), [("notifications:read", "post"), ("notifications:delete", "post")])
+def test_another_users_notification_is_404(member_client, organization, name, method):
+    colleague = MembershipFactory(organization=organization)
+    theirs = _notify(colleague)
+    assert_cross_org_404(member_client, method, reverse(name, args=[theirs.public_id]), unchanged=[theirs])
+
+
+@pytest.mark.parametrize(("name", "method"), [("notifications:read", "post"), ("notifications:delete", "post")])
+def test_another_organizations_notification_is_404(client, member, name, method):
+    other = MembershipFactory(user=member.user)  # same person, other organization
+    theirs = _notify(other)
+    client.force_login(member.user)
+    session = client.session
+    session["organization_id"] = member.organization_id
+    session.save()
+    assert_cross_org_404(client, method, reverse(name, args=[theirs.public_id]), unchanged=[theirs])
