@@ -161,3 +161,81 @@ def browser_login(page, live_server, username, password):
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{live_server.url}/")
+
+
+# --- The real stack: Daphne (HTTP + WebSocket) and a Celery worker on the test database --------
+
+
+class LiveStack:
+    def __init__(self, url: str, ws_url: str) -> None:
+        self.url, self.ws_url = url, ws_url
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Daphne and a real Celery worker as subprocesses, sharing the test database and Redis.
+
+    Use with ``django_db(transaction=True)`` so what a test writes is visible to them.
+    """
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from django.conf import settings
+    from django.db import connection
+
+    port = _free_port()
+    db = connection.settings_dict  # already the test database's
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_ALLOW_ASYNC"))}
+    env |= {
+        "DEBUG": "1",
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_DB": str(settings.REDIS_DB),
+        "PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
+        "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
+    }
+    root = Path(__file__).resolve().parent
+    bin_dir = Path(sys.executable).parent
+    logs = tmp_path_factory.mktemp("live-stack")
+    processes = [
+        subprocess.Popen(
+            [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
+            cwd=root, env=env, stdout=open(logs / "daphne.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        ),
+        subprocess.Popen(
+            [str(bin_dir / "celery"), "-A", "portal", "worker", "--pool", "threads", "-c", "4", "-l", "warning",
+             "--without-mingle", "--without-gossip"],
+            cwd=root, env=env, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        ),
+    ]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=2)  # noqa: S310
+            break
+        except OSError:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                for p in processes:
+                    p.kill()
+                raise RuntimeError(f"live stack did not start; logs in {logs}") from None
+            time.sleep(0.2)
+    yield LiveStack(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws/")
+    for p in processes:
+        p.terminate()
+    for p in processes:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
