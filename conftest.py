@@ -123,18 +123,23 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
+    # Per test, not per session: Playwright's sync API keeps an event loop running in this
+    # thread while it is open, which would break sync-to-async calls in later tests.
     import os
 
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; test code still uses the ORM.
+    # Meanwhile test code still uses the ORM from this thread.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture
@@ -212,18 +217,36 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     processes = [
         subprocess.Popen(
             [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
-            cwd=root, env=env, stdout=open(logs / "daphne.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            cwd=root,
+            env=env,
+            stdout=open(logs / "daphne.log", "w"),
+            stderr=subprocess.STDOUT,
         ),
         subprocess.Popen(
-            [str(bin_dir / "celery"), "-A", "portal", "worker", "--pool", "threads", "-c", "4", "-l", "warning",
-             "--without-mingle", "--without-gossip"],
-            cwd=root, env=env, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            [
+                str(bin_dir / "celery"),
+                "-A",
+                "portal",
+                "worker",
+                "--pool",
+                "threads",
+                "-c",
+                "4",
+                "-l",
+                "warning",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=root,
+            env=env,
+            stdout=open(logs / "worker.log", "w"),
+            stderr=subprocess.STDOUT,
         ),
     ]
     deadline = time.monotonic() + 60
     while True:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=2)  # noqa: S310
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=2)
             break
         except OSError:
             if time.monotonic() > deadline or any(p.poll() is not None for p in processes):

@@ -11,7 +11,7 @@ class NotificationAdmin(admin.ModelAdmin):
     search_fields = ["title", "recipient__email"]
     readonly_fields = [f.name for f in Notification._meta.fields]
 
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request) -> bool:
         return False
 
 
@@ -28,5 +28,5 @@ class PushAdmin(admin.ModelAdmin):
     list_filter = ["type"]
     readonly_fields = [f.name for f in Push._meta.fields]
 
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request) -> bool:
         return False

@@ -75,7 +75,9 @@ class UnreadCountApi(APIView):
 class MarkReadApi(APIView):
     @extend_schema(request=None, responses=NotificationOutput, summary="Mark one notification read")
     def post(self, request: Request, public_id: Any) -> Response:
-        notification = services.notification_mark_read(user=request.user, organization=request.organization, public_id=public_id)
+        notification = services.notification_mark_read(
+            user=request.user, organization=request.organization, public_id=public_id
+        )
         return Response(NotificationOutput(notification).data)
 
 
@@ -112,14 +114,17 @@ class PreferencesApi(APIView):
 
         current = selectors.preferences_for(user=request.user)
         return [
-            {"kind": k, "channel": p.channel, "digest": p.digest, "mandatory": k in MANDATORY_KINDS} for k, p in current.items()
+            {"kind": k, "channel": p.channel, "digest": p.digest, "mandatory": k in MANDATORY_KINDS}
+            for k, p in current.items()
         ]
 
     @extend_schema(responses=PreferenceItem(many=True), summary="Your notification preferences")
     def get(self, request: Request) -> Response:
         return Response(self._data(request))
 
-    @extend_schema(request=PreferencesInput, responses=PreferenceItem(many=True), summary="Change notification preferences")
+    @extend_schema(
+        request=PreferencesInput, responses=PreferenceItem(many=True), summary="Change notification preferences"
+    )
     def put(self, request: Request) -> Response:
         serializer = self.PreferencesInput(data=request.data)
         serializer.is_valid(raise_exception=True)

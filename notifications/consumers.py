@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import deque
 import logging
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -164,7 +164,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.api:
             if message["event"] in self.subscriptions:
                 await self._send_json(
-                    {"id": message["id"], "type": message["event"], "created": message["created"], "data": message["data"]}
+                    {
+                        "id": message["id"],
+                        "type": message["event"],
+                        "created": message["created"],
+                        "data": message["data"],
+                    }
                 )
         elif message["html"]:
             await self.send(text_data=_cursor(message["id"]) + message["html"])

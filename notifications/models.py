@@ -51,7 +51,9 @@ class Notification(TenantModel):
         indexes = [
             models.Index(fields=["recipient", "organization", "-updated_at"], name="notification_inbox"),
             models.Index(
-                fields=["recipient", "organization"], name="notification_unread", condition=models.Q(read_at__isnull=True)
+                fields=["recipient", "organization"],
+                name="notification_unread",
+                condition=models.Q(read_at__isnull=True),
             ),
             models.Index(fields=["emailed_at"], name="notification_email_due", condition=models.Q(email_due=True)),
         ]
@@ -71,7 +73,9 @@ class Preference(models.Model):
         HOURLY = "hourly", "Hourly digest"
         DAILY = "daily", "Daily digest"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences"
+    )
     kind = models.CharField(max_length=12, choices=Kind.choices)
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.IN_APP)
     digest = models.CharField(max_length=10, choices=Digest.choices, default=Digest.IMMEDIATE)
@@ -90,7 +94,9 @@ class Push(TenantModel):
     """
 
     id = models.BigAutoField(primary_key=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
     type = models.CharField(max_length=32)
     data = models.JSONField()
     html = models.TextField(blank=True, help_text="Fragments for browsers, swapped out of band by htmx.")

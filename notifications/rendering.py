@@ -9,10 +9,12 @@ from django.template.loader import render_to_string
 from notifications.models import Notification
 
 
-def inbox_fragments(*, unread: int, latest: list[Notification], row: Notification | None = None, new: bool = False) -> str:
+def inbox_fragments(
+    *, unread: int, latest: list[Notification], row: Notification | None = None, new: bool = False
+) -> str:
     """Badge (the whole count), dropdown (latest 10) and, for a new/bumped notification, its row."""
     return render_to_string(
-        "notifications/live.html#inbox", {"unread": unread, "latest": latest, "row": row, "new": new}
+        "notifications/live.html#inbox", {"unread": unread, "latest": latest, "row": row, "new": new, "live": True}
     )
 
 
@@ -36,4 +38,4 @@ def activity_fragment(*, event: Any, description: str) -> str:
 
 
 def metrics_fragment(*, payload: dict[str, Any]) -> str:
-    return render_to_string("portal/dashboard.html#platform-metrics", {"platform_metrics": payload})
+    return render_to_string("portal/dashboard.html#platform-metrics", {"platform_metrics": payload, "live": True})

@@ -35,7 +35,9 @@ def notification_list(
 
 
 def unread_count(*, user_id: int, organization: Organization) -> int:
-    return Notification.objects.for_organization(organization).filter(recipient_id=user_id, read_at__isnull=True).count()
+    return (
+        Notification.objects.for_organization(organization).filter(recipient_id=user_id, read_at__isnull=True).count()
+    )
 
 
 def latest_push_id(*, user_id: int, organization: Organization) -> int:
@@ -66,7 +68,9 @@ def pushes_since(
     from notifications.services import PUSH_RETENTION
 
     floor = timezone.now() - PUSH_RETENTION
-    base = Push.objects.for_organization(organization).filter(Q(user_id=user_id) | Q(user__isnull=True), created_at__gte=floor)
+    base = Push.objects.for_organization(organization).filter(
+        Q(user_id=user_id) | Q(user__isnull=True), created_at__gte=floor
+    )
     anchor = base.filter(id__lte=last_id).order_by("-id").values_list("created_at", flat=True).first()
     condition = Q(id__gt=last_id)
     if anchor is not None:
@@ -79,4 +83,7 @@ def preferences_for(*, user: Any) -> dict[str, Preference]:
     from notifications.services import DEFAULT_CHANNEL
 
     stored = {p.kind: p for p in Preference.objects.filter(user=user)}
-    return {kind: stored.get(kind) or Preference(user=user, kind=kind, channel=DEFAULT_CHANNEL[kind]) for kind in Kind.values}
+    return {
+        kind: stored.get(kind) or Preference(user=user, kind=kind, channel=DEFAULT_CHANNEL[kind])
+        for kind in Kind.values
+    }

@@ -41,7 +41,7 @@ def delivery_for(*, channel: str, digest: str, kind: str) -> Delivery:
     )
 
 
-DEFAULT_CHANNEL = {kind: Preference.Channel.IN_APP for kind in Kind.values} | {Kind.ALERT: Preference.Channel.EMAIL}
+DEFAULT_CHANNEL = dict.fromkeys(Kind.values, Preference.Channel.IN_APP) | {Kind.ALERT: Preference.Channel.EMAIL}
 
 
 def deliveries_for(*, user_ids: Iterable[int], kind: str) -> dict[int, Delivery]:
@@ -146,13 +146,15 @@ def notify(
 # --- Reading and deleting --------------------------------------------------------------------
 
 
-def _inbox(*, user: Any, organization: Organization):  # noqa: ANN202
+def _inbox(*, user: Any, organization: Organization):
     return Notification.objects.for_organization(organization).filter(recipient=user)
 
 
 @transaction.atomic
 def notification_mark_read(*, user: Any, organization: Organization, public_id: Any) -> Notification:
-    notification = scoped_get_or_404(_inbox(user=user, organization=organization), organization=organization, public_id=public_id)
+    notification = scoped_get_or_404(
+        _inbox(user=user, organization=organization), organization=organization, public_id=public_id
+    )
     if notification.read_at is None:
         notification.read_at = timezone.now()
         notification.save(update_fields=["read_at"])
@@ -174,7 +176,9 @@ def notifications_mark_read(*, user: Any, organization: Organization, public_ids
 
 @transaction.atomic
 def notification_delete(*, user: Any, organization: Organization, public_id: Any) -> None:
-    notification = scoped_get_or_404(_inbox(user=user, organization=organization), organization=organization, public_id=public_id)
+    notification = scoped_get_or_404(
+        _inbox(user=user, organization=organization), organization=organization, public_id=public_id
+    )
     notification.delete()
     push_inbox_state(user_id=user.pk, organization=organization)
 
@@ -194,7 +198,9 @@ PUSH_RETENTION = timedelta(hours=24)
 RESUME_LIMIT = 500
 
 
-def push_create(*, organization: Organization, type: str, data: dict[str, Any], html: str = "", user_id: int | None = None) -> Push:  # noqa: A002
+def push_create(
+    *, organization: Organization, type: str, data: dict[str, Any], html: str = "", user_id: int | None = None
+) -> Push:
     """Record a push in the current transaction; it is sent to sockets after commit."""
     push = Push.objects.create(organization=organization, user_id=user_id, type=type, data=data, html=html)
     transaction.on_commit(lambda: _enqueue_send(push.pk))
@@ -206,7 +212,7 @@ def _enqueue_send(push_id: int) -> None:
 
     try:
         push_send_task.delay(push_id)
-    except Exception:  # noqa: BLE001 - the sweeper sends whatever stays unsent
+    except Exception:
         logger.warning("push not enqueued; the sweeper will send it", extra={"push_id": push_id}, exc_info=True)
 
 
@@ -237,7 +243,11 @@ def push_send(*, push_id: int) -> None:
 def pushes_sweep(*, now: datetime | None = None) -> int:
     """Send pushes whose after-commit send never happened (broker down, worker killed)."""
     cutoff = (now or timezone.now()) - timedelta(seconds=10)
-    ids = list(Push.objects.filter(sent_at__isnull=True, created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:1000])
+    ids = list(
+        Push.objects.filter(sent_at__isnull=True, created_at__lt=cutoff)
+        .order_by("id")
+        .values_list("id", flat=True)[:1000]
+    )
     for push_id in ids:
         push_send(push_id=push_id)
     return len(ids)
@@ -275,7 +285,9 @@ def notification_emails_send(*, digest: str, now: datetime | None = None) -> int
 
     now = now or timezone.now()
     on_digest = Preference.objects.filter(user=OuterRef("recipient_id"), kind=OuterRef("kind"), digest=digest)
-    other_digest = Preference.objects.filter(user=OuterRef("recipient_id"), kind=OuterRef("kind")).exclude(digest=digest)
+    other_digest = Preference.objects.filter(user=OuterRef("recipient_id"), kind=OuterRef("kind")).exclude(
+        digest=digest
+    )
     sent = 0
     with transaction.atomic():
         due = (
@@ -284,7 +296,11 @@ def notification_emails_send(*, digest: str, now: datetime | None = None) -> int
             .select_related("recipient", "organization")
             .order_by("recipient_id", "id")
         )
-        due = due.filter(Exists(on_digest)) if digest != Preference.Digest.IMMEDIATE else due.exclude(Exists(other_digest))
+        due = (
+            due.filter(Exists(on_digest))
+            if digest != Preference.Digest.IMMEDIATE
+            else due.exclude(Exists(other_digest))
+        )
         rows = list(due[:EMAIL_BATCH])
         by_recipient: dict[int, list[Notification]] = {}
         for row in rows:

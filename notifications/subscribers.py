@@ -73,7 +73,9 @@ def _ticket_message(event: Event, ticket: Any) -> Message:
             return Message(Kind.TICKET, f"{ref} updated: {changes}", body=p["subject"], link=link, target=target)
         case events.TICKET_SLA_WARNING:
             target_name = p["target"].replace("_", " ")
-            return Message(Kind.ALERT, f"{ref} is at risk of missing its {target_name} target", body=p["subject"], link=link)
+            return Message(
+                Kind.ALERT, f"{ref} is at risk of missing its {target_name} target", body=p["subject"], link=link
+            )
         case events.TICKET_SLA_BREACHED:
             target_name = p["target"].replace("_", " ")
             return Message(Kind.ALERT, f"{ref} missed its {target_name} target", body=p["subject"], link=link)
@@ -86,17 +88,25 @@ def _message(event: Event) -> tuple[Message, set[int]] | None:
     match event.type:
         case events.COMPLIANCE_UPDATED:
             title = f"{p['framework']} compliance is {p['status']}"
-            return Message(Kind.COMPLIANCE, title, body=p.get("summary", ""), target=f"compliance:{p['framework']}"), _admins(event)
+            return Message(
+                Kind.COMPLIANCE, title, body=p.get("summary", ""), target=f"compliance:{p['framework']}"
+            ), _admins(event)
         case events.INVOICE_CREATED:
             title = f"New invoice {p['invoice']}: {p['amount']} {p['currency']}"
-            return Message(Kind.BILLING, title, body=f"{p['period_start']} – {p['period_end']}", link=p.get("url", "")), _admins(event)
+            return Message(
+                Kind.BILLING, title, body=f"{p['period_start']} – {p['period_end']}", link=p.get("url", "")
+            ), _admins(event)
         case events.BUDGET_THRESHOLD_REACHED:
             scope = p.get("service") or "Total spend"
             title = f"{scope} reached {p['threshold']} % of its {p['month']} budget ({p['basis']})"
-            return Message(Kind.BILLING, title, body=f"{p['amount']} of {p['budget_amount']} {p['currency']}"), _admins(event)
+            return Message(Kind.BILLING, title, body=f"{p['amount']} of {p['budget_amount']} {p['currency']}"), _admins(
+                event
+            )
         case events.FORECAST_ANOMALY_DETECTED:
             title = f"Unusual spend on {p['service']}: {p['impact']} {p['currency']} ({p['impact_percent']:+.0f} %)"
-            return Message(Kind.ALERT, title, body=f"{p['date']}: {p['actual']} vs {p['expected']} expected"), _admins(event)
+            return Message(Kind.ALERT, title, body=f"{p['date']}: {p['actual']} vs {p['expected']} expected"), _admins(
+                event
+            )
         case events.WEBHOOK_ENDPOINT_DISABLED:
             return Message(Kind.ALERT, "A webhook endpoint was disabled", body=p["reason"]), _admins(event)
         case events.MEMBER_JOINED:
@@ -133,12 +143,16 @@ def notify_from_event(event: Event) -> None:
     )
     rows = {
         n.pk: n
-        for n in Notification.objects.for_organization(event.organization).filter(pk__in=[c.notification_id for c in created])
+        for n in Notification.objects.for_organization(event.organization).filter(
+            pk__in=[c.notification_id for c in created]
+        )
     }
     for item in created:
         count = selectors.unread_count(user_id=item.recipient_id, organization=event.organization)
         latest = list(
-            selectors.notification_list(user_id=item.recipient_id, organization=event.organization)[: selectors.DROPDOWN_SIZE]
+            selectors.notification_list(user_id=item.recipient_id, organization=event.organization)[
+                : selectors.DROPDOWN_SIZE
+            ]
         )
         services.push_create(
             organization=event.organization,
@@ -191,4 +205,6 @@ def push_platform_event(event: Event) -> None:
     html = rendering.activity_fragment(event=event, description=events.CATALOG[event.type].description)
     if event.type == events.METRICS_UPDATED:
         html += rendering.metrics_fragment(payload=event.payload)
-    services.push_create(organization=event.organization, type=PLATFORM_PUSHES[event.type], data=event.payload, html=html)
+    services.push_create(
+        organization=event.organization, type=PLATFORM_PUSHES[event.type], data=event.payload, html=html
+    )

@@ -41,15 +41,24 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"form": form, "page": page, "query": query.urlencode(), "filtered": bool(data.get("kind") or data.get("state"))}
-    template = "notifications/list.html#results" if request.htmx and not request.htmx.boosted else "notifications/list.html"
+    context = {
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "filtered": bool(data.get("kind") or data.get("state")),
+    }
+    template = (
+        "notifications/list.html#results" if request.htmx and not request.htmx.boosted else "notifications/list.html"
+    )
     return render(request, template, context, status=400 if form.is_bound and not form.is_valid() else 200)
 
 
 @organization_required
 @require_GET
 def dropdown(request: HttpRequest) -> HttpResponse:
-    latest = selectors.notification_list(user_id=request.user.pk, organization=request.organization)[: selectors.DROPDOWN_SIZE]
+    latest = selectors.notification_list(user_id=request.user.pk, organization=request.organization)[
+        : selectors.DROPDOWN_SIZE
+    ]
     return render(request, "notifications/live.html#dropdown-list", {"latest": latest})
 
 
@@ -60,7 +69,9 @@ def _back(request: HttpRequest) -> HttpResponse:
 @organization_required
 @require_POST
 def mark_read(request: HttpRequest, public_id: str) -> HttpResponse:
-    notification = services.notification_mark_read(user=request.user, organization=request.organization, public_id=public_id)
+    notification = services.notification_mark_read(
+        user=request.user, organization=request.organization, public_id=public_id
+    )
     if request.htmx:
         return render(request, "notifications/item.html", {"n": notification})
     return _back(request)

@@ -139,7 +139,9 @@ class EventsApi(APIView):
     authentication_classes = [ServiceTokenAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
     class EventIngestInput(serializers.Serializer):
-        type = serializers.CharField(max_length=64, help_text="metrics.updated, compliance.updated, invoice.created or notice.published")
+        type = serializers.CharField(
+            max_length=64, help_text="metrics.updated, compliance.updated, invoice.created or notice.published"
+        )
         organization = serializers.SlugField(help_text="The organization's slug.")
         data = serializers.JSONField()
 

@@ -243,7 +243,11 @@ CATALOG: dict[str, EventType] = {
             "A platform-wide notice for everyone in the organization (maintenance, incidents).",
             _object(
                 ["title"],
-                {"title": {"type": "string", "minLength": 1, "maxLength": 200}, "body": _TEXT, "link": {"type": "string", "maxLength": 500}},
+                {
+                    "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "body": _TEXT,
+                    "link": {"type": "string", "maxLength": 500},
+                },
             ),
             external=True,
         ),

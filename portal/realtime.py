@@ -7,7 +7,9 @@ a password are core concerns.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -33,7 +35,16 @@ CLOSE_SIGNED_OUT = 4001
 
 
 def group_send(group: str, message: dict[str, Any]) -> None:
-    async_to_sync(get_channel_layer().group_send)(group, message)
+    send = async_to_sync(get_channel_layer().group_send)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        send(group, message)
+        return
+    # This thread runs an event loop (an eager task under an async test harness, say), where
+    # async_to_sync refuses to block: send from a short-lived worker thread instead.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(send, group, message).result()
 
 
 def sockets_close(*, groups: list[str], code: int = CLOSE_SIGNED_OUT) -> None:

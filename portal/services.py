@@ -313,7 +313,7 @@ def sockets_close_after_commit(*, session_key: str | None = None, user: Any = No
 def _enqueue_quietly(task: Any, *args: Any) -> None:
     try:
         task.delay(*args)
-    except Exception:  # noqa: BLE001 - a broker outage must not fail the sign-out itself
+    except Exception:
         import logging
 
         logging.getLogger(__name__).warning("could not enqueue %s", task.name, exc_info=True)

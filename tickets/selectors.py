@@ -171,7 +171,9 @@ def ticket_page(*, organization: Organization, public_id: Any, user: Any, includ
     ticket = scoped_get_or_404(
         Ticket.objects.for_organization(organization)
         .select_related("requester", "assignee", "organization")
-        .annotate(following=Exists(TicketFollower.objects.filter(ticket=OuterRef("pk"), user=user))),
+        .annotate(
+            following=Exists(TicketFollower.objects.filter(ticket=OuterRef("pk"), user_id=getattr(user, "pk", None)))
+        ),
         organization=organization,
         public_id=public_id,
     )
@@ -212,3 +214,15 @@ def assignee_choices(*, organization: Organization) -> list[tuple[int, str]]:
     return [
         (u.pk, u.get_full_name() or u.get_username()) for u in User.objects.filter(pk__in=ids).order_by("first_name")
     ]
+
+
+def ticket_for_event(*, organization: Organization, public_id: Any) -> Ticket | None:
+    """A ticket named in an event payload, or None if it has been purged since."""
+    return Ticket.objects.for_organization(organization).filter(public_id=public_id).first()
+
+
+def ticket_live_state(*, organization: Organization, public_id: Any) -> TicketPage | None:
+    """What live viewers of the customer pages see: no internal notes, nothing per-user."""
+    if not Ticket.objects.for_organization(organization).filter(public_id=public_id).exists():
+        return None
+    return ticket_page(organization=organization, public_id=public_id, user=None, include_internal=False)

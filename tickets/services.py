@@ -438,7 +438,9 @@ def ticket_update(*, ticket: Ticket, actor: Any, **changes: Any) -> Ticket:
         and ticket.requester_id != actor.pk
         and not _is_org_admin(organization=ticket.organization, user=actor)
     ):
-        raise ValidationError({"status": "Only the requester or an organization admin can close or reopen this ticket."})
+        raise ValidationError(
+            {"status": "Only the requester or an organization admin can close or reopen this ticket."}
+        )
 
     now = timezone.now()
     audit: dict[str, tuple[str, str]] = {}

@@ -41,7 +41,11 @@ def test_bad_filters_are_400(api_client, param, value):
 def test_preferences_get_and_update(api_client):
     prefs = api_client.get(reverse("notifications-api:preferences")).json()
     assert {p["kind"]: p["channel"] for p in prefs} == {
-        "ticket": "in_app", "billing": "in_app", "compliance": "in_app", "alert": "email", "info": "in_app"
+        "ticket": "in_app",
+        "billing": "in_app",
+        "compliance": "in_app",
+        "alert": "email",
+        "info": "in_app",
     }
     response = api_client.put(
         reverse("notifications-api:preferences"),
@@ -54,7 +58,11 @@ def test_preferences_get_and_update(api_client):
 
 @pytest.mark.parametrize(
     ("item", "field"),
-    [({"kind": "alert", "channel": "off"}, "alert"), ({"kind": "spam", "channel": "off"}, "preferences"), ({"kind": "info", "channel": "loud"}, "preferences")],
+    [
+        ({"kind": "alert", "channel": "off"}, "alert"),
+        ({"kind": "spam", "channel": "off"}, "preferences"),
+        ({"kind": "info", "channel": "loud"}, "preferences"),
+    ],
 )
 def test_bad_preferences_are_400_and_change_nothing(api_client, member, item, field):
     response = api_client.put(reverse("notifications-api:preferences"), {"preferences": [item]}, format="json")
@@ -73,4 +81,6 @@ def test_list_costs_a_fixed_number_of_queries(api_client, member, django_assert_
 @pytest.mark.parametrize(("route", "method"), [("read", "post"), ("detail", "delete")])
 def test_someone_elses_notification_is_404(api_client, organization, route, method):
     theirs = _notify(MembershipFactory(organization=organization))
-    assert_cross_org_404(api_client, method, reverse(f"notifications-api:{route}", args=[theirs.public_id]), unchanged=[theirs])
+    assert_cross_org_404(
+        api_client, method, reverse(f"notifications-api:{route}", args=[theirs.public_id]), unchanged=[theirs]
+    )

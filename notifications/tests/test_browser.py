@@ -26,7 +26,9 @@ def _signed_in_context(browser, live_stack, user):
     return context
 
 
-def test_agent_reply_updates_the_customers_badge_and_ticket_page_without_reload(browser, live_stack, real_celery, member):
+def test_agent_reply_updates_the_customers_badge_and_ticket_page_without_reload(
+    browser, live_stack, real_celery, member
+):
     agent = make_agent(first_name="Sam", is_superuser=True)
     ticket = make_ticket(member, subject="Live update test")
 
@@ -43,7 +45,9 @@ def test_agent_reply_updates_the_customers_badge_and_ticket_page_without_reload(
     staff.get_by_role("button", name="Save", exact=True).click()
     expect(staff.locator(".messagelist")).to_contain_text("was changed successfully")
 
-    expect(customer.locator("#ticket-comments")).to_contain_text("We found the cause and deployed a fix.", timeout=15_000)
+    expect(customer.locator("#ticket-comments")).to_contain_text(
+        "We found the cause and deployed a fix.", timeout=15_000
+    )
     expect(customer.locator("#ticket-status")).to_contain_text("Resolved")
     expect(customer.locator("#notification-badge")).to_contain_text("1")
     assert customer.evaluate("window.__marker") == "no reload"
@@ -51,3 +55,106 @@ def test_agent_reply_updates_the_customers_badge_and_ticket_page_without_reload(
     # The badge's dropdown lists it, loaded on open.
     customer.locator("#notification-menu summary").click()
     expect(customer.locator("#notification-dropdown-list")).to_contain_text("#1001")
+
+
+def _in_thread(fn, *args, **kwargs):
+    """Run app code off the test thread, whose asyncio loop belongs to Playwright."""
+    import threading
+
+    errors = []
+
+    def run():
+        from django.db import connections
+
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    if errors:
+        raise errors[0]
+
+
+def _badge_after_reply(ticket, agent, body):
+    from tickets import services as ticket_services
+
+    _in_thread(ticket_services.comment_create, ticket=ticket, author=agent, body=body)
+
+
+def _settle(timeout=15):
+    """Wait until the worker has dispatched every event and sent every push."""
+    import time
+
+    from notifications.models import Push
+    from portal.models import Event
+
+    deadline = time.monotonic() + timeout
+    while (
+        Event.objects.filter(dispatched_at__isnull=True).exists() or Push.objects.filter(sent_at__isnull=True).exists()
+    ):
+        assert time.monotonic() < deadline, "the worker did not catch up"
+        time.sleep(0.1)
+
+
+def _close(code, user_id):
+    from portal import realtime
+
+    _in_thread(realtime.sockets_close, groups=[realtime.user_group(user_id)], code=code)
+
+
+def test_browser_reconnects_after_a_server_close_and_catches_up(browser, live_stack, real_celery, member):
+    agent = make_agent()
+    ticket = make_ticket(member, subject="Reconnect test")
+    _settle()
+    page = _signed_in_context(browser, live_stack, member.user).new_page()
+    page.goto(f"{live_stack.url}/tickets/{ticket.public_id}/")
+    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+
+    # A server restart (1012) and a normal close (1000): both reconnect and resume.
+    for opens, (code, body) in enumerate(((1012, "after restart"), (1000, "after normal close")), start=2):
+        _close(code, member.user_id)
+        _badge_after_reply(ticket, agent, body)  # happens while the browser is reconnecting
+        expect(page.locator("html")).to_have_attribute("data-live-opens", str(opens), timeout=15_000)
+        expect(page.locator("#ticket-comments")).to_contain_text(body, timeout=15_000)
+    expect(page.locator("#notification-badge")).to_contain_text("1")  # one coalesced unread
+
+
+def test_signed_out_close_code_stops_retrying(browser, live_stack, member):
+    from portal import realtime
+
+    ticket = make_ticket(member)
+    page = _signed_in_context(browser, live_stack, member.user).new_page()
+    page.goto(f"{live_stack.url}/tickets/{ticket.public_id}/")
+    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+    _close(realtime.CLOSE_SIGNED_OUT, member.user_id)
+    expect(page.locator("html")).to_have_attribute("data-live", "closed", timeout=5_000)
+    page.wait_for_timeout(2_000)
+    assert page.locator("html").get_attribute("data-live") == "closed"
+
+
+def test_without_websocket_the_page_polls_every_30_seconds(browser, live_stack, real_celery, member):
+    agent = make_agent()
+    ticket = make_ticket(member, subject="Polling test")
+    _settle()
+    context = _signed_in_context(browser, live_stack, member.user)
+    context.add_init_script("delete window.WebSocket")
+    page = context.new_page()
+    page.clock.install()
+    polls = []
+    page.on("response", lambda r: polls.append(r.status) if "/notifications/poll/" in r.url else None)
+    page.goto(f"{live_stack.url}/tickets/{ticket.public_id}/")
+    page.wait_for_timeout(500)
+    assert polls == [200]  # first poll hands out the cursor
+    page.clock.run_for(30_000)
+    page.wait_for_timeout(500)
+    assert polls[-1] == 304  # nothing new
+    _badge_after_reply(ticket, agent, "seen by polling")
+    _settle()  # the worker has written the pushes
+    page.clock.run_for(30_000)
+    expect(page.locator("#ticket-comments")).to_contain_text("seen by polling", timeout=10_000)
+    expect(page.locator("#notification-badge")).to_contain_text("1")

@@ -36,7 +36,7 @@ def _run(coro_fn):
     return async_to_sync(coro_fn)()
 
 
-def _push(organization, user_id=None, type="notification", html="<span id='x'>1</span>"):  # noqa: A002
+def _push(organization, user_id=None, type="notification", html="<span id='x'>1</span>"):
     return services.push_create(organization=organization, user_id=user_id, type=type, data={"n": 1}, html=html)
 
 
@@ -52,7 +52,9 @@ def test_unauthenticated_socket_is_accepted_then_closed_with_4401():
 
 def test_invalid_token_is_4401():
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/", headers=[(b"authorization", b"Token sbp_000000000000_nope")])
+        communicator = WebsocketCommunicator(
+            application, "/ws/", headers=[(b"authorization", b"Token sbp_000000000000_nope")]
+        )
         await communicator.connect()
         assert (await communicator.receive_output())["code"] == 4401
 
@@ -93,14 +95,22 @@ def test_api_client_gets_json_and_chooses_types(member):
         assert (await communicator.connect())[0]
         await communicator.send_json_to({"type": "unsubscribe", "types": ["notification"]})
         assert (await communicator.receive_json_from())["data"]["types"] == [
-            "compliance_update", "invoice_created", "metrics_update", "ticket_update"
+            "compliance_update",
+            "invoice_created",
+            "metrics_update",
+            "ticket_update",
         ]
         skipped = await database_sync_to_async(_push)(member.organization, member.user_id, "notification")
         wanted = await database_sync_to_async(_push)(member.organization, None, "metrics_update")
         for push in (skipped, wanted):
             await database_sync_to_async(services.push_send)(push_id=push.pk)
         message = await communicator.receive_json_from(timeout=5)
-        assert message == {"id": wanted.pk, "type": "metrics_update", "created": wanted.created_at.isoformat(), "data": {"n": 1}}
+        assert message == {
+            "id": wanted.pk,
+            "type": "metrics_update",
+            "created": wanted.created_at.isoformat(),
+            "data": {"n": 1},
+        }
         assert await communicator.receive_nothing(timeout=0.3)
         await communicator.disconnect()
 
@@ -199,7 +209,14 @@ def test_logout_and_password_change_enqueue_socket_closing(member, monkeypatch, 
     client = Client()
     client.force_login(member.user)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post("/accounts/password/change/", {"old_password": "correct-horse-battery-staple", "new_password1": "brand-new-passw0rd!", "new_password2": "brand-new-passw0rd!"})
+        client.post(
+            "/accounts/password/change/",
+            {
+                "old_password": "correct-horse-battery-staple",
+                "new_password1": "brand-new-passw0rd!",
+                "new_password2": "brand-new-passw0rd!",
+            },
+        )
     assert closed == [[realtime.user_group(member.user_id)]]
     current_session = client.session.session_key  # rotated by the password change
     with django_capture_on_commit_callbacks(execute=True):

@@ -12,6 +12,19 @@ from tickets.tests.factories import make_agent, make_ticket
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
+def _sent_pushes():
+    from notifications.models import Push
+
+    return Push.objects.filter(sent_at__isnull=False).count()
+
+
+def _wait_pushed(*, total, timeout=30):
+    deadline = time.monotonic() + timeout
+    while _sent_pushes() < total:
+        assert time.monotonic() < deadline, "the worker did not push in time"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def real_celery():
     """Tasks go through Redis to the live stack's worker instead of running inline."""
@@ -22,18 +35,24 @@ def real_celery():
     app.conf.task_always_eager = True
 
 
-def _receive_json(ws, want, timeout=15):
+def _receive_json(ws, *, until=None, timeout=30.0, quiet=1.0):
+    """Collect pushed messages until ``until(messages)`` holds, then until ``quiet`` s of silence."""
     import json
 
     deadline = time.monotonic() + timeout
     got = []
-    while len(got) < want and time.monotonic() < deadline:
+    done = until is None
+    while time.monotonic() < deadline:
+        wait = quiet if done else max(0.1, deadline - time.monotonic())
         try:
-            message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            message = json.loads(ws.recv(timeout=wait))
         except TimeoutError:
-            break
+            if done:
+                break
+            continue
         if "id" in message:
             got.append(message)
+        done = done or until(got)
     return got
 
 
@@ -47,19 +66,27 @@ def test_a_change_by_one_user_reaches_another_users_socket_and_reconnect_replays
         ws.send('{"type": "subscribe", "types": ["ticket_update", "notification"]}')
         # The agent replies; the worker dispatches the event and pushes to the customer.
         ticket_services.comment_create(ticket=ticket, author=agent, body="Looking now")
-        messages = _receive_json(ws, want=20, timeout=4)  # until quiet
+        messages = _receive_json(
+            ws,
+            until=lambda got: (
+                {m["type"] for m in got} >= {"notification", "ticket_update"}
+                and any(m["type"] == "ticket_update" and m["data"]["comment_count"] == 1 for m in got)
+            ),
+        )
         replies = [m for m in messages if m["type"] == "notification"]
         assert len(replies) == 1 and replies[0]["data"]["unread"] == 1, messages
         assert any(m["type"] == "ticket_update" and m["data"]["comment_count"] == 1 for m in messages), messages
         last_id = max(m["id"] for m in messages)
 
-    # Offline: three more changes happen.
+    # Offline: three more changes happen; the worker pushes them while nobody listens.
+    _wait_pushed(total=3)  # ticket created, first reply (notification + ticket update)
+    before = _sent_pushes()
     for body in ("one", "two", "three"):
         ticket_services.comment_create(ticket=ticket, author=agent, body=body)
-    time.sleep(1.5)  # let the worker push them while nobody listens
+    _wait_pushed(total=before + 6)
 
     with connect(f"{live_stack.ws_url}?last_id={last_id}", additional_headers=headers, open_timeout=10) as ws:
-        received = _receive_json(ws, want=20, timeout=4)  # everything the server sends
+        received = _receive_json(ws, until=lambda got: len({m["id"] for m in got} - {m["id"] for m in messages}) >= 6)
         # The server also replays a few seconds before the cursor (pushes may commit out of
         # order across workers); clients drop ids they have seen, as the protocol says.
         seen_before = {m["id"] for m in messages}

@@ -72,7 +72,17 @@ def test_sla_breach_is_an_alert_for_the_ticket_people(ticket, member):
 
 
 def test_billing_and_compliance_go_to_org_admins_only(organization, member, admin_member):
-    publish(events.INVOICE_CREATED, organization, {"invoice": "INV-7", "amount": "120.50", "currency": "EUR", "period_start": "2026-10-01", "period_end": "2026-10-31"})
+    publish(
+        events.INVOICE_CREATED,
+        organization,
+        {
+            "invoice": "INV-7",
+            "amount": "120.50",
+            "currency": "EUR",
+            "period_start": "2026-10-01",
+            "period_end": "2026-10-31",
+        },
+    )
     publish(events.COMPLIANCE_UPDATED, organization, {"framework": "SOC 2", "status": "failing"})
     assert _inbox(admin_member.user) == ["New invoice INV-7: 120.50 EUR", "SOC 2 compliance is failing"]
     assert _inbox(member.user) == []
@@ -102,7 +112,17 @@ def test_metrics_updates_are_pushed_not_notified(organization, member):
 
 def test_preferences_off_means_nothing_but_alerts_stay_on(organization, admin_member):
     services.preferences_update(user=admin_member.user, choices={"billing": {"channel": "off"}})
-    publish(events.INVOICE_CREATED, organization, {"invoice": "INV-8", "amount": "1", "currency": "EUR", "period_start": "2026-10-01", "period_end": "2026-10-31"})
+    publish(
+        events.INVOICE_CREATED,
+        organization,
+        {
+            "invoice": "INV-8",
+            "amount": "1",
+            "currency": "EUR",
+            "period_start": "2026-10-01",
+            "period_end": "2026-10-31",
+        },
+    )
     assert _inbox(admin_member.user) == []
     with pytest.raises(Exception, match="Alerts can't be turned off"):
         services.preferences_update(user=admin_member.user, choices={"alert": {"channel": "off"}})
@@ -111,9 +131,32 @@ def test_preferences_off_means_nothing_but_alerts_stay_on(organization, admin_me
 
 
 def test_email_preference_sends_email_and_digest_batches(organization, admin_member):
-    services.preferences_update(user=admin_member.user, choices={"billing": {"channel": "email", "digest": "hourly"}, "compliance": {"channel": "email"}})
-    publish(events.INVOICE_CREATED, organization, {"invoice": "INV-9", "amount": "9", "currency": "EUR", "period_start": "2026-10-01", "period_end": "2026-10-31"})
-    publish(events.INVOICE_CREATED, organization, {"invoice": "INV-10", "amount": "10", "currency": "EUR", "period_start": "2026-10-01", "period_end": "2026-10-31"})
+    services.preferences_update(
+        user=admin_member.user,
+        choices={"billing": {"channel": "email", "digest": "hourly"}, "compliance": {"channel": "email"}},
+    )
+    publish(
+        events.INVOICE_CREATED,
+        organization,
+        {
+            "invoice": "INV-9",
+            "amount": "9",
+            "currency": "EUR",
+            "period_start": "2026-10-01",
+            "period_end": "2026-10-31",
+        },
+    )
+    publish(
+        events.INVOICE_CREATED,
+        organization,
+        {
+            "invoice": "INV-10",
+            "amount": "10",
+            "currency": "EUR",
+            "period_start": "2026-10-01",
+            "period_end": "2026-10-31",
+        },
+    )
     publish(events.COMPLIANCE_UPDATED, organization, {"framework": "ISO 27001", "status": "warning"})
     assert services.notification_emails_send(digest="immediate") == 1
     assert [m.subject for m in mail.outbox] == ["ISO 27001 compliance is warning"]
@@ -132,7 +175,9 @@ def test_in_app_only_sends_no_email(organization, admin_member):
 def test_every_push_carries_the_whole_unread_count(ticket, member, agent):
     ticket_services.comment_create(ticket=ticket, author=agent, body="one")
     dispatch_all()
-    other = ticket_services.ticket_create(organization=ticket.organization, requester=member.user, subject="Other", description="d")
+    other = ticket_services.ticket_create(
+        organization=ticket.organization, requester=member.user, subject="Other", description="d"
+    )
     dispatch_all()
     ticket_services.comment_create(ticket=other, author=agent, body="two")
     dispatch_all()

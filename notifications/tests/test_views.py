@@ -52,7 +52,7 @@ def test_mark_one_read_with_htmx_returns_the_row(member_client, member):
 
 
 def test_mark_all_and_bulk_read(member_client, member):
-    a, b, c = (_notify(member, title=t) for t in "abc")
+    a, b, _ = (_notify(member, title=t) for t in "abc")
     member_client.post(reverse("notifications:read_many"), {"ids": [str(a.public_id), str(b.public_id)]})
     assert set(Notification.objects.filter(read_at__isnull=True).values_list("title", flat=True)) == {"c"}
     member_client.post(reverse("notifications:read_many"), {"all": "1"})
@@ -96,7 +96,9 @@ def test_list_costs_a_fixed_number_of_queries(member_client, member, django_asse
 def test_preferences_page_saves_and_refuses_switching_alerts_off(member_client, member):
     data = {f"{k}-channel": "in_app" for k in ("ticket", "billing", "compliance", "alert", "info")}
     data |= {f"{k}-digest": "immediate" for k in ("ticket", "billing", "compliance", "alert", "info")}
-    response = member_client.post(reverse("notifications:preferences"), {**data, "billing-channel": "email", "billing-digest": "daily"})
+    response = member_client.post(
+        reverse("notifications:preferences"), {**data, "billing-channel": "email", "billing-digest": "daily"}
+    )
     assert response.status_code == 302
     assert Preference.objects.get(user=member.user, kind="billing").digest == "daily"
     response = member_client.post(reverse("notifications:preferences"), {**data, "alert-channel": "off"})

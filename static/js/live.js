@@ -44,7 +44,9 @@
 
   live.addEventListener("htmx:wsOpen", function (e) {
     wrapper = e.detail.socketWrapper; tries = 0; lastMessageAt = Date.now(); stopPolling();
-    document.documentElement.setAttribute("data-live", "open");
+    var root = document.documentElement;
+    root.setAttribute("data-live", "open");
+    root.setAttribute("data-live-opens", String(parseInt(root.getAttribute("data-live-opens") || "0", 10) + 1));
   });
   live.addEventListener("htmx:wsClose", function (e) {
     wrapper = e.detail.socketWrapper;
@@ -80,15 +82,15 @@
   // Polling fallback: the same fragments, from the database, every 30 s (304 when nothing new).
   function poll() {
     if (stopped) return;
-    htmx.ajax("GET", live.getAttribute("data-poll-url") + "?last_id=" + lastId, { source: live, target: live, swap: "none" });
+    htmx.ajax("GET", live.getAttribute("data-poll-url") + "?last_id=" + lastId, { source: live, target: live, swap: "none" })
+      .then(readCursor);
+  }
+  function readCursor() {
+    var cursor = document.getElementById("live-cursor");
+    var id = cursor ? parseInt(cursor.getAttribute("data-live-id") || "0", 10) : 0;
+    if (id > lastId) remember(id);
   }
   function startPolling() { if (!pollTimer) { poll(); pollTimer = setInterval(poll, POLL_MS); } }
   function stopPolling() { if (pollTimer) { clearInterval(pollTimer); pollTimer = null; } }
-  document.body.addEventListener("htmx:oobAfterSwap", function (e) {
-    if (e.detail.target && e.detail.target.id === "live-cursor") {
-      var id = parseInt(e.detail.target.getAttribute("data-live-id") || "0", 10);
-      if (id > lastId) remember(id);
-    }
-  });
   if (!("WebSocket" in window)) startPolling();
 })();
