@@ -193,3 +193,11 @@ def test_openapi_schema_validates_without_warnings():
     from django.core.management import call_command
 
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+
+
+def test_cors_is_closed_unless_the_origin_is_allowlisted(api_client, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://dashboard.customer.example"]
+    allowed = api_client.get(reverse("api:me"), HTTP_ORIGIN="https://dashboard.customer.example")
+    assert allowed["Access-Control-Allow-Origin"] == "https://dashboard.customer.example"
+    refused = api_client.get(reverse("api:me"), HTTP_ORIGIN="https://evil.example")
+    assert "Access-Control-Allow-Origin" not in refused
