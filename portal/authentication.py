@@ -23,37 +23,53 @@ def _bearer_key(request: Request, kind: str) -> str | None:
     return header[1] if header[1].startswith(f"{kind}_") else None
 
 
-class ApiTokenAuthentication(authentication.BaseAuthentication):
+class _KeyAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Token <key>`` for one kind of key; other kinds are left to the next class."""
+
     keyword = "Token"
+    kind = ""
+    failure = ""
+
+    def lookup(self, key: str) -> Any:
+        raise NotImplementedError
+
+    def identity(self, token: Any) -> Any:
+        raise NotImplementedError
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        key = _bearer_key(request, services.API_TOKEN_PREFIX)
+        key = _bearer_key(request, self.kind)
         if key is None:
             return None
-        token = services.api_token_authenticate(key=key)
+        token = self.lookup(key)
         if token is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
-        return token.membership.user, token
+            raise exceptions.AuthenticationFailed(self.failure)
+        return self.identity(token), token
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
 
 
-class ServiceTokenAuthentication(authentication.BaseAuthentication):
-    keyword = "Token"
+class ApiTokenAuthentication(_KeyAuthentication):
+    kind = services.API_TOKEN_PREFIX
+    failure = "Invalid or revoked API token."
 
-    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        key = _bearer_key(request, services.SERVICE_TOKEN_PREFIX)
-        if key is None:
-            return None
-        token = services.service_token_authenticate(key=key)
-        if token is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked service token.")
+    def lookup(self, key: str) -> Any:
+        return services.api_token_authenticate(key=key)
+
+    def identity(self, token: Any) -> Any:
+        return token.membership.user
+
+
+class ServiceTokenAuthentication(_KeyAuthentication):
+    kind = services.SERVICE_TOKEN_PREFIX
+    failure = "Invalid or revoked service token."
+
+    def lookup(self, key: str) -> Any:
+        return services.service_token_authenticate(key=key)
+
+    def identity(self, token: Any) -> Any:
         # Service tokens act for the platform, not for a person.
-        return AnonymousUser(), token
-
-    def authenticate_header(self, request: Request) -> str:
-        return self.keyword
+        return AnonymousUser()
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):

@@ -243,3 +243,12 @@ def test_another_organizations_attachment_is_404(member_client, member, other_me
 
 def test_unknown_ticket_id_is_404(member_client):
     assert member_client.get(reverse("tickets:detail", args=[uuid.uuid4()])).status_code == 404
+
+
+def test_pagination_keeps_the_filters(member_client, member):
+    for i in range(30):
+        make_ticket(member, subject=f"Paged {i}", priority="high")
+    page = member_client.get(reverse("tickets:list") + "?priority=high").content.decode()
+    assert 'href="?priority=high&amp;page=2"' in page
+    second = member_client.get(reverse("tickets:list") + "?priority=high&page=2").content.decode()
+    assert second.count('id="ticket-row-') == 5 and "Page 2 of 2" in second
