@@ -87,3 +87,27 @@ def preferences_for(*, user: Any) -> dict[str, Preference]:
         kind: stored.get(kind) or Preference(user=user, kind=kind, channel=DEFAULT_CHANNEL[kind])
         for kind in Kind.values
     }
+
+
+@dataclass(frozen=True)
+class InboxState:
+    unread: int
+    latest: list[Notification]
+
+
+def inbox_states(*, organization: Organization, user_ids: list[int]) -> dict[int, InboxState]:
+    """Unread count and latest notifications of many users in two queries (for fan-out pushes)."""
+    from django.db.models import Count, F, Window
+    from django.db.models.functions import RowNumber
+
+    scoped = Notification.objects.for_organization(organization).filter(recipient_id__in=user_ids)
+    counts = dict(
+        scoped.filter(read_at__isnull=True).values("recipient_id").annotate(n=Count("id")).values_list("recipient_id", "n")
+    )
+    ranked = scoped.annotate(
+        rank=Window(RowNumber(), partition_by=[F("recipient_id")], order_by=[F("updated_at").desc(), F("id").desc()])
+    ).filter(rank__lte=DROPDOWN_SIZE)
+    latest: dict[int, list[Notification]] = {uid: [] for uid in user_ids}
+    for notification in ranked.order_by("recipient_id", "-updated_at", "-id"):
+        latest[notification.recipient_id].append(notification)
+    return {uid: InboxState(unread=counts.get(uid, 0), latest=latest[uid]) for uid in user_ids}

@@ -198,22 +198,26 @@ PUSH_RETENTION = timedelta(hours=24)
 RESUME_LIMIT = 500
 
 
-def push_create(
-    *, organization: Organization, type: str, data: dict[str, Any], html: str = "", user_id: int | None = None
-) -> Push:
+def push_create(*, organization: Organization, type: str, data: dict[str, Any], html: str = "", user_id: int | None = None) -> Push:  # noqa: A002
     """Record a push in the current transaction; it is sent to sockets after commit."""
-    push = Push.objects.create(organization=organization, user_id=user_id, type=type, data=data, html=html)
-    transaction.on_commit(lambda: _enqueue_send(push.pk))
-    return push
+    return pushes_create(organization=organization, pushes=[{"type": type, "data": data, "html": html, "user_id": user_id}])[0]
 
 
-def _enqueue_send(push_id: int) -> None:
+def pushes_create(*, organization: Organization, pushes: list[dict[str, Any]]) -> list[Push]:
+    """Record many pushes with one INSERT; one task sends them all after commit."""
+    rows = Push.objects.bulk_create([Push(organization=organization, **push) for push in pushes])
+    ids = [row.pk for row in rows]
+    transaction.on_commit(lambda: _enqueue_send(ids))
+    return rows
+
+
+def _enqueue_send(push_ids: list[int]) -> None:
     from notifications.tasks import push_send_task
 
     try:
-        push_send_task.delay(push_id)
-    except Exception:
-        logger.warning("push not enqueued; the sweeper will send it", extra={"push_id": push_id}, exc_info=True)
+        push_send_task.delay(push_ids)
+    except Exception:  # noqa: BLE001 - the sweeper sends whatever stays unsent
+        logger.warning("push not enqueued; the sweeper will send it", extra={"push_ids": push_ids}, exc_info=True)
 
 
 def push_message(push: Push) -> dict[str, Any]:
@@ -230,14 +234,13 @@ def push_message(push: Push) -> dict[str, Any]:
     }
 
 
-def push_send(*, push_id: int) -> None:
-    push = Push.objects.filter(pk=push_id).first()
-    if push is None:
-        return
-    group = realtime.user_group(push.user_id) if push.user_id else realtime.organization_group(push.organization_id)
-    realtime.group_send(group, push_message(push))
-    if push.sent_at is None:
-        Push.objects.filter(pk=push.pk).update(sent_at=timezone.now())
+def push_send(*, push_ids: list[int]) -> None:
+    """Ring each push's group (a no-op for rows gone since); idempotent, consumers drop repeats."""
+    pushes = list(Push.objects.filter(pk__in=push_ids).order_by("id"))
+    for push in pushes:
+        group = realtime.user_group(push.user_id) if push.user_id else realtime.organization_group(push.organization_id)
+        realtime.group_send(group, push_message(push))
+    Push.objects.filter(pk__in=[p.pk for p in pushes], sent_at__isnull=True).update(sent_at=timezone.now())
 
 
 def pushes_sweep(*, now: datetime | None = None) -> int:
@@ -248,8 +251,8 @@ def pushes_sweep(*, now: datetime | None = None) -> int:
         .order_by("id")
         .values_list("id", flat=True)[:1000]
     )
-    for push_id in ids:
-        push_send(push_id=push_id)
+    if ids:
+        push_send(push_ids=ids)
     return len(ids)
 
 

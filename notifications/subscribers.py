@@ -12,7 +12,7 @@ from typing import Any
 from django.urls import reverse
 
 from notifications import rendering, selectors, services
-from notifications.models import Kind, Notification
+from notifications.models import Kind
 from portal import events
 from portal.models import Event, Membership
 from tickets import selectors as ticket_selectors
@@ -141,35 +141,29 @@ def notify_from_event(event: Event) -> None:
         event_id=event.pk,
         target=message.target,
     )
-    rows = {
-        n.pk: n
-        for n in Notification.objects.for_organization(event.organization).filter(
-            pk__in=[c.notification_id for c in created]
-        )
-    }
+    states = selectors.inbox_states(organization=event.organization, user_ids=[c.recipient_id for c in created])
+    pushes = []
     for item in created:
-        count = selectors.unread_count(user_id=item.recipient_id, organization=event.organization)
-        latest = list(
-            selectors.notification_list(user_id=item.recipient_id, organization=event.organization)[
-                : selectors.DROPDOWN_SIZE
-            ]
-        )
-        services.push_create(
-            organization=event.organization,
-            user_id=item.recipient_id,
-            type="notification",
-            data={
-                "unread": count,
-                "notification": {
-                    "id": str(rows[item.notification_id].public_id),
-                    "kind": message.kind,
-                    "title": message.title,
-                    "link": message.link,
-                    "new": item.new,
+        state = states[item.recipient_id]
+        row = next(n for n in state.latest if n.pk == item.notification_id)
+        pushes.append(
+            {
+                "user_id": item.recipient_id,
+                "type": "notification",
+                "data": {
+                    "unread": state.unread,
+                    "notification": {
+                        "id": str(row.public_id),
+                        "kind": message.kind,
+                        "title": message.title,
+                        "link": message.link,
+                        "new": item.new,
+                    },
                 },
-            },
-            html=rendering.inbox_fragments(unread=count, latest=latest, row=rows[item.notification_id], new=item.new),
+                "html": rendering.inbox_fragments(unread=state.unread, latest=state.latest, row=row, new=item.new),
+            }
         )
+    services.pushes_create(organization=event.organization, pushes=pushes)
 
 
 @events.subscribe(*TICKET_EVENTS, name="notifications.push_ticket")

@@ -8,8 +8,8 @@ from notifications import services
 
 
 @shared_task(autoretry_for=(ConnectionError, OSError), retry_backoff=True, retry_backoff_max=60, max_retries=10)
-def push_send_task(push_id: int) -> None:
-    services.push_send(push_id=push_id)
+def push_send_task(push_ids: list[int]) -> None:
+    services.push_send(push_ids=push_ids)
 
 
 @shared_task

@@ -101,6 +101,16 @@ def _settle(timeout=15):
         time.sleep(0.1)
 
 
+def _wait_until(page, condition, timeout=10.0):
+    """Wait while letting Playwright deliver its events (time.sleep would block them)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        page.wait_for_timeout(50)
+
+
 def _close(code, user_id):
     from portal import realtime
 
@@ -148,10 +158,9 @@ def test_without_websocket_the_page_polls_every_30_seconds(browser, live_stack, 
     polls = []
     page.on("response", lambda r: polls.append(r.status) if "/notifications/poll/" in r.url else None)
     page.goto(f"{live_stack.url}/tickets/{ticket.public_id}/")
-    page.wait_for_timeout(500)
-    assert polls == [200]  # first poll hands out the cursor
+    _wait_until(page, lambda: polls == [200])  # the first poll hands out the cursor
     page.clock.run_for(30_000)
-    page.wait_for_timeout(500)
+    _wait_until(page, lambda: len(polls) == 2)
     assert polls[-1] == 304  # nothing new
     _badge_after_reply(ticket, agent, "seen by polling")
     _settle()  # the worker has written the pushes

@@ -79,7 +79,7 @@ def test_browser_receives_html_fragments_with_a_cursor(member):
         communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
         assert (await communicator.connect())[0]
         push = await database_sync_to_async(_push)(member.organization, member.user_id)
-        await database_sync_to_async(services.push_send)(push_id=push.pk)
+        await database_sync_to_async(services.push_send)(push_ids=[push.pk])
         frame = await communicator.receive_from(timeout=5)
         assert frame == f'<span id="live-cursor" hidden data-live-id="{push.pk}"></span>' + "<span id='x'>1</span>"
         await communicator.disconnect()
@@ -103,7 +103,7 @@ def test_api_client_gets_json_and_chooses_types(member):
         skipped = await database_sync_to_async(_push)(member.organization, member.user_id, "notification")
         wanted = await database_sync_to_async(_push)(member.organization, None, "metrics_update")
         for push in (skipped, wanted):
-            await database_sync_to_async(services.push_send)(push_id=push.pk)
+            await database_sync_to_async(services.push_send)(push_ids=[push.pk])
         message = await communicator.receive_json_from(timeout=5)
         assert message == {
             "id": wanted.pk,
@@ -155,7 +155,7 @@ def test_organizations_and_users_are_isolated(member, other_member, organization
         personal = await database_sync_to_async(_push)(organization, member.user_id, "notification")
         org_wide = await database_sync_to_async(_push)(organization, None, "ticket_update")
         for push in (personal, org_wide):
-            await database_sync_to_async(services.push_send)(push_id=push.pk)
+            await database_sync_to_async(services.push_send)(push_ids=[push.pk])
         assert [(await sockets[0].receive_json_from(timeout=5))["id"] for _ in range(2)] == [personal.pk, org_wide.pk]
         assert (await sockets[1].receive_json_from(timeout=5))["id"] == org_wide.pk
         assert await sockets[1].receive_nothing(timeout=0.3)
@@ -178,9 +178,9 @@ def test_reconnect_with_last_id_replays_what_was_missed_in_order_then_live(membe
         ids = [(await communicator.receive_json_from(timeout=5))["id"] for _ in missed]
         assert ids == [p.pk for p in missed]
         live = await database_sync_to_async(_push)(member.organization, None, "ticket_update")
-        await database_sync_to_async(services.push_send)(push_id=live.pk)
+        await database_sync_to_async(services.push_send)(push_ids=[live.pk])
         # A duplicate (the sweeper resending) is not delivered twice.
-        await database_sync_to_async(services.push_send)(push_id=live.pk)
+        await database_sync_to_async(services.push_send)(push_ids=[live.pk])
         assert (await communicator.receive_json_from(timeout=5))["id"] == live.pk
         assert await communicator.receive_nothing(timeout=0.3)
         await communicator.disconnect()

@@ -3,7 +3,10 @@ from django.core import mail
 
 from notifications import services
 from notifications.models import Notification, Push
+from django.db import transaction
+
 from notifications.tests.conftest import dispatch_all, publish
+from portal.models import Event
 from portal import events
 from portal.tests.factories import MembershipFactory
 from tickets import services as ticket_services
@@ -185,3 +188,25 @@ def test_every_push_carries_the_whole_unread_count(ticket, member, agent):
     assert counts == [1, 2]
     last = Push.objects.filter(user=member.user, type="notification").latest("id")
     assert 'id="notification-badge"' in last.html and ">2<" in last.html
+
+
+def test_fan_out_costs_the_same_queries_for_10_or_40_recipients(organization):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def dispatch_notice(title):
+        with transaction.atomic():
+            events.publish(events.NOTICE_PUBLISHED, organization=organization, data={"title": title})
+        event_id = Event.objects.get(payload__title=title).pk
+        with CaptureQueriesContext(connection) as queries:
+            events.event_dispatch(event_id=event_id)
+        return len(queries)
+
+    for _ in range(10):
+        MembershipFactory(organization=organization)
+    small = dispatch_notice("first")
+    for _ in range(30):
+        MembershipFactory(organization=organization)
+    large = dispatch_notice("second")
+    assert small == large
+    assert Push.objects.filter(type="notification").count() == 50
