@@ -4,8 +4,9 @@ from notifications import selectors
 
 
 def inbox(request: HttpRequest) -> dict:
-    """The bell's unread count on every page (one indexed count)."""
+    """The bell's unread count and the live client's resume cursor, on every page (one query)."""
     organization = getattr(request, "organization", None)
     if organization is None or not request.user.is_authenticated:
         return {}
-    return {"unread_notifications": selectors.unread_count(user_id=request.user.pk, organization=organization)}
+    unread, cursor = selectors.page_live_state(user_id=request.user.pk, organization=organization)
+    return {"unread_notifications": unread, "live_cursor": cursor}

@@ -111,3 +111,26 @@ def inbox_states(*, organization: Organization, user_ids: list[int]) -> dict[int
     for notification in ranked.order_by("recipient_id", "-updated_at", "-id"):
         latest[notification.recipient_id].append(notification)
     return {uid: InboxState(unread=counts.get(uid, 0), latest=latest[uid]) for uid in user_ids}
+
+
+def page_live_state(*, user_id: int, organization: Organization) -> tuple[int, int]:
+    """(unread count, latest push id) for a page render, in one query.
+
+    The page hands the push id to its live client as the resume cursor, so anything pushed
+    between rendering and the socket connecting is replayed, not lost.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT
+                (SELECT count(*) FROM notifications_notification
+                 WHERE organization_id = %s AND recipient_id = %s AND read_at IS NULL),
+                (SELECT coalesce(max(id), 0) FROM notifications_push
+                 WHERE organization_id = %s AND (user_id = %s OR user_id IS NULL))
+            """,
+            [organization.pk, user_id, organization.pk, user_id],
+        )
+        unread, cursor_id = cursor.fetchone()
+    return unread, cursor_id

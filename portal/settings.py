@@ -195,7 +195,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+            # redis-py 8 caps a pool at 100 and then fails: a reconnect storm of 1,000 sockets
+            # needs more (and socket_timeout=None, or consumers crash every few seconds).
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 2000}],
             "capacity": 1500,
             "expiry": 30,
             "group_expiry": 86400,

@@ -22,9 +22,13 @@
     live.setAttribute("data-last-id", String(lastId));
   }
 
+  // The page was rendered at this point of the stream: resume from it, so nothing pushed
+  // between rendering and connecting is lost.
+  readCursor();
+
   htmx.createWebSocket = function (url) {
     var sep = url.indexOf("?") >= 0 ? "&" : "?";
-    return new WebSocket(lastId ? url + sep + "last_id=" + lastId : url);
+    return new WebSocket(url + sep + "last_id=" + lastId);
   };
   htmx.config.wsReconnectDelay = function (retryCount) {
     tries = retryCount + 1;
