@@ -102,7 +102,10 @@ def inbox_states(*, organization: Organization, user_ids: list[int]) -> dict[int
 
     scoped = Notification.objects.for_organization(organization).filter(recipient_id__in=user_ids)
     counts = dict(
-        scoped.filter(read_at__isnull=True).values("recipient_id").annotate(n=Count("id")).values_list("recipient_id", "n")
+        scoped.filter(read_at__isnull=True)
+        .values("recipient_id")
+        .annotate(n=Count("id"))
+        .values_list("recipient_id", "n")
     )
     ranked = scoped.annotate(
         rank=Window(RowNumber(), partition_by=[F("recipient_id")], order_by=[F("updated_at").desc(), F("id").desc()])

@@ -198,9 +198,13 @@ PUSH_RETENTION = timedelta(hours=24)
 RESUME_LIMIT = 500
 
 
-def push_create(*, organization: Organization, type: str, data: dict[str, Any], html: str = "", user_id: int | None = None) -> Push:  # noqa: A002
+def push_create(
+    *, organization: Organization, type: str, data: dict[str, Any], html: str = "", user_id: int | None = None
+) -> Push:
     """Record a push in the current transaction; it is sent to sockets after commit."""
-    return pushes_create(organization=organization, pushes=[{"type": type, "data": data, "html": html, "user_id": user_id}])[0]
+    return pushes_create(
+        organization=organization, pushes=[{"type": type, "data": data, "html": html, "user_id": user_id}]
+    )[0]
 
 
 def pushes_create(*, organization: Organization, pushes: list[dict[str, Any]]) -> list[Push]:
@@ -216,7 +220,7 @@ def _enqueue_send(push_ids: list[int]) -> None:
 
     try:
         push_send_task.delay(push_ids)
-    except Exception:  # noqa: BLE001 - the sweeper sends whatever stays unsent
+    except Exception:
         logger.warning("push not enqueued; the sweeper will send it", extra={"push_ids": push_ids}, exc_info=True)
 
 

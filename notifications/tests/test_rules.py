@@ -1,13 +1,12 @@
 import pytest
 from django.core import mail
+from django.db import transaction
 
 from notifications import services
 from notifications.models import Notification, Push
-from django.db import transaction
-
 from notifications.tests.conftest import dispatch_all, publish
-from portal.models import Event
 from portal import events
+from portal.models import Event
 from portal.tests.factories import MembershipFactory
 from tickets import services as ticket_services
 from tickets.models import Status
