@@ -239,6 +239,8 @@ CELERY_BEAT_SCHEDULE = {
         "args": ["daily"],
     },
     "notifications-purge": {"task": "notifications.tasks.notifications_purge_task", "schedule": 24 * 3600.0},
+    "forecasting-nightly": {"task": "forecasting.tasks.forecasts_nightly_task", "schedule": crontab(hour=2, minute=30)},
+    "forecasting-purge": {"task": "forecasting.tasks.forecasts_purge_task", "schedule": 24 * 3600.0},
 }
 
 # --- Auth and sessions ----------------------------------------------------------------------
@@ -276,6 +278,18 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PORTAL_BASE_URL])
 INVITATION_TTL = timedelta(days=env_int("INVITATION_TTL_DAYS", 7))
 TICKET_RETENTION_DAYS = env_int("TICKET_RETENTION_DAYS", 90)
 NOTIFICATION_RETENTION_DAYS = env_int("NOTIFICATION_RETENTION_DAYS", 90)
+# --- Forecasting ---
+FORECAST_IMPORT_MAX_BYTES = env_int("FORECAST_IMPORT_MAX_MB", 200) * 1024 * 1024
+FORECAST_IMPORT_INLINE_MAX_BYTES = env_int("FORECAST_IMPORT_INLINE_MAX_KB", 2048) * 1024
+FORECAST_IMPORT_MAX_ERRORS = env_int("FORECAST_IMPORT_MAX_ERRORS", 100)
+FORECAST_TTL_DAYS = env_int("FORECAST_TTL_DAYS", 90)
+FORECAST_RUN_STALE_SECONDS = env_int("FORECAST_RUN_STALE_SECONDS", 600)
+FORECAST_PARALLEL_SERIES = env_int("FORECAST_PARALLEL_SERIES", 3)
+FORECAST_ANOMALY_LEVEL = env_int("FORECAST_ANOMALY_LEVEL", 95)  # 65, 80 or 95
+FORECAST_ANOMALY_MIN_PERCENT = env_int("FORECAST_ANOMALY_MIN_PERCENT", 20)
+FORECAST_ANOMALY_MIN_AMOUNT = env_str("FORECAST_ANOMALY_MIN_AMOUNT", "10")
+FORECAST_ANOMALY_DAILY_LOOKBACK_DAYS = env_int("FORECAST_ANOMALY_DAILY_LOOKBACK_DAYS", 14)
+FORECAST_ANOMALY_MONTHLY_LOOKBACK_MONTHS = env_int("FORECAST_ANOMALY_MONTHLY_LOOKBACK_MONTHS", 2)
 # Live sockets: server heartbeat interval (clients reconnect after ~60 s of silence).
 WEBSOCKET_HEARTBEAT_SECONDS = env_int("WEBSOCKET_HEARTBEAT_SECONDS", 25)
 
