@@ -241,6 +241,8 @@ CELERY_BEAT_SCHEDULE = {
     "notifications-purge": {"task": "notifications.tasks.notifications_purge_task", "schedule": 24 * 3600.0},
     "forecasting-nightly": {"task": "forecasting.tasks.forecasts_nightly_task", "schedule": crontab(hour=2, minute=30)},
     "forecasting-purge": {"task": "forecasting.tasks.forecasts_purge_task", "schedule": 24 * 3600.0},
+    "webhooks-sweep": {"task": "webhooks.tasks.deliveries_sweep_task", "schedule": 2.0},
+    "webhooks-purge": {"task": "webhooks.tasks.webhooks_purge_task", "schedule": 24 * 3600.0},
 }
 
 # --- Auth and sessions ----------------------------------------------------------------------
@@ -278,6 +280,22 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PORTAL_BASE_URL])
 INVITATION_TTL = timedelta(days=env_int("INVITATION_TTL_DAYS", 7))
 TICKET_RETENTION_DAYS = env_int("TICKET_RETENTION_DAYS", 90)
 NOTIFICATION_RETENTION_DAYS = env_int("NOTIFICATION_RETENTION_DAYS", 90)
+# --- Webhooks ---
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)  # local development only
+WEBHOOK_ALLOW_LOOPBACK = env_bool("WEBHOOK_ALLOW_LOOPBACK", False)  # local development and tests only
+if PRODUCTION and (WEBHOOK_ALLOW_HTTP or WEBHOOK_ALLOW_LOOPBACK):
+    _fail("WEBHOOK_ALLOW_HTTP and WEBHOOK_ALLOW_LOOPBACK must be off when DEBUG is off.")
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+try:
+    WEBHOOK_SCHEDULE = [int(s) for s in env_list("WEBHOOK_SCHEDULE", ["0", "5", "300", "1800", "7200", "18000"])]
+except ValueError:
+    _fail("WEBHOOK_SCHEDULE must be comma-separated whole seconds, e.g. 0,5,300,1800,7200,18000.")
+WEBHOOK_DISABLE_AFTER_DAYS = env_int("WEBHOOK_DISABLE_AFTER_DAYS", 5)
+WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 90)
+# Seals endpoint signing secrets at rest; comma-separated, current first. Empty: SECRET_KEY (+ fallbacks).
+WEBHOOK_SECRET_KEY = env_str("WEBHOOK_SECRET_KEY", "")
+WEBHOOK_MAX_PARALLEL = env_int("WEBHOOK_MAX_PARALLEL", 50)
+WEBHOOK_MAX_ENDPOINTS_PER_ORGANIZATION = env_int("WEBHOOK_MAX_ENDPOINTS_PER_ORGANIZATION", 100)
 # --- Forecasting ---
 FORECAST_IMPORT_MAX_BYTES = env_int("FORECAST_IMPORT_MAX_MB", 200) * 1024 * 1024
 FORECAST_IMPORT_INLINE_MAX_BYTES = env_int("FORECAST_IMPORT_INLINE_MAX_KB", 2048) * 1024

@@ -43,10 +43,12 @@ urlpatterns = [
     path("tickets/", include("tickets.urls")),
     path("notifications/", include("notifications.urls")),
     path("costs/", include("forecasting.urls")),
+    path("webhooks/", include("webhooks.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/v1/", include("tickets.api_urls")),
     path("api/v1/", include("notifications.api_urls")),
     path("api/v1/", include("forecasting.api_urls")),
+    path("api/v1/", include("webhooks.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI sets a few inline styles; only this page allows them.
     path(
