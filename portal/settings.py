@@ -107,9 +107,11 @@ INSTALLED_APPS = [
     "csp",
     "portal",
     "tickets",
-    "notifications",
     "forecasting",
+    # Before notifications: event subscribers run in this order, and a webhook's first attempt
+    # should not wait for the notification fan-out (bench/webhooks_RESULTS.md).
     "webhooks",
+    "notifications",
 ]
 
 MIDDLEWARE = [
