@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -628,21 +629,40 @@ def deliveries_attempt(*, delivery_ids: Sequence[int], lease: str) -> int:
     if len(claimed) == 1:
         _attempts_record([_send(claimed[0])])
         return 1
-    # A pool per batch, not per process: the claim's lease covers exactly this many rounds of
-    # requests, whatever else the process is doing (Celery's thread pool runs several batches).
-    with ThreadPoolExecutor(max_workers=_parallel(len(claimed)), thread_name_prefix="webhook-send") as pool:
-        pending: set[Future] = {pool.submit(_send, c) for c in claimed}
-        buffer: list[_Sent] = []
-        last_flush = time.monotonic()
-        while pending:
-            done, pending = wait(pending, timeout=RECORD_FLUSH_SECONDS, return_when=FIRST_COMPLETED)
-            buffer.extend(future.result() for future in done)
-            if buffer and (
-                not pending or len(buffer) >= RECORD_FLUSH_SIZE or time.monotonic() - last_flush >= RECORD_FLUSH_SECONDS
-            ):
-                _attempts_record(buffer)
-                buffer, last_flush = [], time.monotonic()
+    pool = _senders()
+    pending: set[Future] = {pool.submit(_send, c) for c in claimed}
+    buffer: list[_Sent] = []
+    last_flush = time.monotonic()
+    while pending:
+        done, pending = wait(pending, timeout=RECORD_FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+        buffer.extend(future.result() for future in done)
+        if buffer and (
+            not pending or len(buffer) >= RECORD_FLUSH_SIZE or time.monotonic() - last_flush >= RECORD_FLUSH_SECONDS
+        ):
+            _attempts_record(buffer)
+            buffer, last_flush = [], time.monotonic()
     return len(claimed)
+
+
+_local = threading.local()
+
+
+def _senders() -> ThreadPoolExecutor:
+    """The calling thread's pool of ``max_parallel`` sender threads, kept between batches.
+
+    Starting 50 threads for every batch cost more CPU than the claim and the records together.
+    One pool per calling thread, not per process: a batch still has all its senders to itself
+    whatever else the process runs (Celery's thread pool runs several batches), which is what
+    the claim's lease assumes (see ``_lease``). ``_send`` never touches the database, so these
+    threads hold no connections.
+    """
+    size = conf.max_parallel()
+    current = getattr(_local, "senders", None)
+    if current is None or current[0] != size:
+        if current is not None:
+            current[1].shutdown(wait=False)
+        current = _local.senders = (size, ThreadPoolExecutor(max_workers=size, thread_name_prefix="webhook-send"))
+    return current[1]
 
 
 def _parallel(count: int) -> int:

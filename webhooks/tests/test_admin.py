@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from webhooks.models import Attempt, Delivery, Endpoint, Message
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("webhooks.tests.urls_for_tests")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

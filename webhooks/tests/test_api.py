@@ -4,7 +4,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -14,7 +13,7 @@ from webhooks import services
 from webhooks.models import Delivery, DeliveryState, Endpoint
 from webhooks.tests.receiver import Reply
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("webhooks.tests.urls_for_tests")]
+pytestmark = pytest.mark.django_db
 
 
 def _url(name, *args):
@@ -210,6 +209,17 @@ def test_lists_cost_a_fixed_number_of_queries(admin_api, make_endpoint, endpoint
         assert len(admin_api.get(_url("message", msg_id)).json()["deliveries"]) == 6
 
 
-def test_the_openapi_schema_generates_without_warnings(settings):
-    settings.ROOT_URLCONF = "webhooks.tests.urls_for_tests"
-    call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+def test_every_webhooks_route_is_in_the_openapi_schema(client):
+    # The schema as a whole validates without warnings (portal/tests/test_api.py); here: ours is in it.
+    response = client.get(reverse("api-schema"), HTTP_ACCEPT="application/json")
+    paths = json.loads(response.content)["paths"]
+    for route in (
+        "/api/v1/webhooks/endpoints/",
+        "/api/v1/webhooks/endpoints/{public_id}/secret/rotate/",
+        "/api/v1/webhooks/endpoints/{public_id}/test/",
+        "/api/v1/webhooks/endpoints/{public_id}/recover/",
+        "/api/v1/webhooks/endpoints/{public_id}/deliveries/{msg_id}/attempts/",
+        "/api/v1/webhooks/endpoints/{public_id}/deliveries/{msg_id}/replay/",
+        "/api/v1/webhooks/messages/",
+    ):
+        assert route in paths, route

@@ -12,7 +12,6 @@ from webhooks.models import Delivery
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.browser,
-    pytest.mark.urls("webhooks.tests.urls_for_tests"),
 ]
 
 

@@ -14,7 +14,7 @@ from webhooks import services
 from webhooks.models import Delivery, Endpoint
 from webhooks.tests.receiver import Reply
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("webhooks.tests.urls_for_tests")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

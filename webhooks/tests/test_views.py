@@ -16,7 +16,7 @@ from webhooks import services
 from webhooks.models import Attempt, Delivery, DeliveryState, Endpoint
 from webhooks.tests.receiver import Reply
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("webhooks.tests.urls_for_tests")]
+pytestmark = pytest.mark.django_db
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
