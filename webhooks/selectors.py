@@ -113,12 +113,17 @@ def delivery_list(*, endpoint: Endpoint, filters: DeliveryFilters | None = None)
     )
     if filters.state:
         queryset = queryset.filter(state=filters.state)
-    if filters.event_type:
-        queryset = queryset.filter(event_type=filters.event_type)
-    if filters.since:
-        queryset = queryset.filter(created_at__gte=filters.since)
-    if filters.until:
-        queryset = queryset.filter(created_at__lte=filters.until)
+    return _newest_first(queryset, event_type=filters.event_type, since=filters.since, until=filters.until)
+
+
+def _newest_first(queryset: QuerySet, *, event_type: str, since: datetime | None, until: datetime | None) -> QuerySet:
+    """Deliveries or messages of one event type within [since, until], newest first."""
+    if event_type:
+        queryset = queryset.filter(event_type=event_type)
+    if since:
+        queryset = queryset.filter(created_at__gte=since)
+    if until:
+        queryset = queryset.filter(created_at__lte=until)
     return queryset.order_by("-created_at", "-id")
 
 
@@ -164,13 +169,7 @@ class MessageFilters:
 def message_list(*, organization: Organization, filters: MessageFilters | None = None) -> QuerySet[Message]:
     filters = filters or MessageFilters()
     queryset = Message.objects.for_organization(organization)
-    if filters.event_type:
-        queryset = queryset.filter(event_type=filters.event_type)
-    if filters.since:
-        queryset = queryset.filter(created_at__gte=filters.since)
-    if filters.until:
-        queryset = queryset.filter(created_at__lte=filters.until)
-    return queryset.order_by("-created_at", "-id")
+    return _newest_first(queryset, event_type=filters.event_type, since=filters.since, until=filters.until)
 
 
 def message_get(*, organization: Organization, msg_id: str) -> Message:
