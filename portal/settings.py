@@ -112,6 +112,7 @@ INSTALLED_APPS = [
     # should not wait for the notification fan-out (bench/webhooks_RESULTS.md).
     "webhooks",
     "notifications",
+    "graphql_api",
 ]
 
 MIDDLEWARE = [

@@ -49,6 +49,7 @@ urlpatterns = [
     path("api/v1/", include("notifications.api_urls")),
     path("api/v1/", include("forecasting.api_urls")),
     path("api/v1/", include("webhooks.api_urls")),
+    path("graphql/", include("graphql_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI sets a few inline styles; only this page allows them.
     path(
