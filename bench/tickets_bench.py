@@ -947,10 +947,8 @@ def generate_chunk(plan: Plan, lo: int, hi: int) -> tuple[list[str], list[str]]:
 
 # The INSERT ... SELECT that moves a chunk from the stage tables into the real ones. comment_count and
 # search_vector are computed here, set-based; the vector is the expression of
-# tickets.services.ticket_search_refresh (replies: the public comments' bodies joined with ' '). The
-# comments are inserted first and read back in physical (ctid) order, because the service's string_agg
-# has no ORDER BY and follows the index scan on tickets_comment(ticket_id), i.e. heap order: positions
-# in the vector depend on it.
+# tickets.services.ticket_search_refresh (replies: the public comments' bodies joined with ' ', in
+# conversation order: created_at, id, as the service's string_agg orders them).
 INSERT_TICKETS = """
 INSERT INTO tickets_ticket (
     id, public_id, number, subject, description, status, priority, category, queue, created_at, updated_at,
@@ -971,7 +969,7 @@ SELECT s.id, gen_random_uuid(), s.number, s.subject, s.description, s.status, s.
     s.assignee_id, s.organization_id, s.requester_id
 FROM bench_stage_ticket s
 LEFT JOIN (
-    SELECT ticket_id, count(*) AS n, string_agg(body, ' ' ORDER BY ctid) AS replies
+    SELECT ticket_id, count(*) AS n, string_agg(body, ' ' ORDER BY created_at, id) AS replies
     FROM tickets_comment WHERE id > %(clo)s AND id <= %(chi)s AND NOT internal GROUP BY ticket_id
 ) c ON c.ticket_id = s.id
 ORDER BY s.id

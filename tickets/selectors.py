@@ -7,8 +7,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db.models import Case, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorExact
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+    Window,
+)
 
 from portal.models import Organization
 from portal.tenancy import scoped_get_or_404
@@ -94,8 +109,39 @@ def search_query(text: str) -> SearchQuery | None:
     return SearchQuery(" & ".join(words[:-1]), search_type="raw", config="english") & last
 
 
-def ticket_list(*, organization: Organization, filters: TicketFilters | None = None) -> QuerySet[Ticket]:
-    """The list page and API: a fixed number of queries for any page size."""
+class _IsTrue(Func):
+    """``(condition) IS TRUE``: the same rows, but the planner can't answer it from an index."""
+
+    template = "(%(expressions)s) IS TRUE"
+    output_field = BooleanField()
+
+
+def _matches(query: SearchQuery) -> _IsTrue:
+    """``search_vector @@ query``, evaluated on the organization's rows.
+
+    As a plain ``@@`` the planner takes the GIN index, which covers every organization: a common
+    word or prefix ("data:*") collects every match in the whole table (thousands of rows at 1M
+    tickets) before the organization filter keeps a handful. Hiding the operator from the index
+    makes the organization's own indexes lead and the match a filter on its rows: O(tickets of
+    the organization) instead of O(matches in all organizations). See docs/adr/0012.
+    """
+    return _IsTrue(SearchVectorExact(F("search_vector"), query))
+
+
+TOTAL = "total_rows"
+
+
+def ticket_list(
+    *, organization: Organization, filters: TicketFilters | None = None, count_in_rows: bool = False
+) -> QuerySet[Ticket]:
+    """The list page and API: a fixed number of queries for any page size.
+
+    With ``count_in_rows``, a text search also annotates every row with ``total_rows``
+    (``count(*) OVER ()``): matching and ranking visit every candidate anyway, so the page's own
+    query returns the count and the paginator needn't run the match a second time (see
+    ``tickets.views.CountedPaginator``). Without a search the separate COUNT is cheaper: it is
+    answered from an index, while a window count would stop the sort index from ending early.
+    """
     filters = filters or TicketFilters()
     queryset = (
         Ticket.objects.for_organization(organization)
@@ -119,7 +165,7 @@ def ticket_list(*, organization: Organization, filters: TicketFilters | None = N
         number = _NUMBER.match(q)
         # "#1042" is a reference: only that ticket. "1042" may also be a word in the text.
         query = None if number and q.startswith("#") else search_query(q)
-        condition = Q(search_vector=query) if query is not None else Q(pk__in=[])
+        condition = Q(_matches(query)) if query is not None else Q(pk__in=[])
         if number:
             condition |= Q(number=int(number.group(1)))
         queryset = queryset.filter(condition)
@@ -128,6 +174,8 @@ def ticket_list(*, organization: Organization, filters: TicketFilters | None = N
             exact = Case(When(number=int(number.group(1)), then=Value(1)), default=Value(0)) if number else Value(0)
             queryset = queryset.annotate(exact=exact, rank=SearchRank(F("search_vector"), query, cover_density=True))
             order = ("-exact", "-rank", *order)
+        if count_in_rows:
+            queryset = queryset.annotate(**{TOTAL: Window(Count("*"))})
     return queryset.order_by(*order)
 
 
@@ -157,6 +205,25 @@ def ticket_history(*, ticket: Ticket, include_internal: bool) -> QuerySet[Ticket
     return queryset if include_internal else queryset.exclude(field="internal_note")
 
 
+def ticket_thread(*, ticket: Ticket, include_internal: bool) -> tuple[list[Comment], list[Attachment]]:
+    """The conversation (each comment with its ``files``) and the ticket's own attachments: two queries."""
+    organization_id = ticket.organization_id
+    comments = list(
+        Comment.objects.filter(organization_id=organization_id, ticket=ticket)
+        .select_related("author")
+        .order_by("created_at", "id")
+    )
+    if not include_internal:
+        comments = [c for c in comments if not c.internal]
+    files = Attachment.objects.filter(organization_id=organization_id, ticket=ticket).order_by("created_at", "id")
+    by_comment: dict[int | None, list[Attachment]] = {}
+    for attachment in files:
+        by_comment.setdefault(attachment.comment_id, []).append(attachment)
+    for comment in comments:
+        comment.files = by_comment.get(comment.pk, [])
+    return comments, by_comment.get(None, [])
+
+
 @dataclass
 class TicketPage:
     ticket: Ticket
@@ -177,24 +244,11 @@ def ticket_page(*, organization: Organization, public_id: Any, user: Any, includ
         organization=organization,
         public_id=public_id,
     )
-    comments = list(
-        Comment.objects.for_organization(organization)
-        .filter(ticket=ticket)
-        .select_related("author")
-        .order_by("created_at", "id")
-    )
-    if not include_internal:
-        comments = [c for c in comments if not c.internal]
-    files = Attachment.objects.for_organization(organization).filter(ticket=ticket).order_by("created_at", "id")
-    by_comment: dict[int | None, list[Attachment]] = {}
-    for attachment in files:
-        by_comment.setdefault(attachment.comment_id, []).append(attachment)
-    for comment in comments:
-        comment.files = by_comment.get(comment.pk, [])
+    comments, attachments = ticket_thread(ticket=ticket, include_internal=include_internal)
     return TicketPage(
         ticket=ticket,
         comments=comments,
-        attachments=by_comment.get(None, []),
+        attachments=attachments,
         history=list(ticket_history(ticket=ticket, include_internal=include_internal)),
         following=ticket.following,
     )
