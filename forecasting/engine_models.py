@@ -13,6 +13,7 @@ states come from the first 24 months, which precede every seasonal backtest orig
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,7 +66,16 @@ def _grid(*, seasonal: bool) -> _Grid:
     )
 
 
-_GRIDS = {True: _grid(seasonal=True), False: _grid(seasonal=False)}
+_GRIDS: dict[tuple[bool, int], _Grid] = {}
+
+
+def _grid_for(*, seasonal: bool, period: int) -> _Grid:
+    """The parameter grid, built once per (seasonal, period) and process (the daily bands use period 7)."""
+    key = (seasonal, period)
+    grid = _GRIDS.get(key)
+    if grid is None:
+        grid = _GRIDS[key] = _grid(seasonal=seasonal)
+    return grid
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,10 @@ class EtsResult:
     description: str  # e.g. "ETS(A,Ad,A) on log, alpha=0.3 ..."
     one_step_errors: np.ndarray  # in-sample one-step errors on the modelling scale (for daily bands)
     log_scale: bool
+    # The grid point chosen at each backtest origin and every grid point's one-step errors (rows = time):
+    # the daily bands of several days come from one pass (engine.expected_bands).
+    origin_choices: tuple[int, ...] = ()
+    all_errors: np.ndarray | None = None
 
 
 def ets_run(
@@ -91,7 +105,7 @@ def ets_run(
     n = y.shape[0]
     log_scale = bool(np.all(y > 0))
     z = np.log(y) if log_scale else y.copy()
-    grid = _GRIDS[seasonal] if period == PERIOD else _grid(seasonal=seasonal)
+    grid = _grid_for(seasonal=seasonal, period=period)
     g = grid.alpha.shape[0]
 
     if seasonal:
@@ -119,7 +133,7 @@ def ets_run(
     seasons = seasons.astype(float).copy()
     alpha, beta, gamma, phi = grid.alpha, grid.beta, grid.gamma, grid.phi
     sse = np.zeros(g)
-    wanted = sorted(set(origins) | {n})
+    wanted = set(origins) | {n}
     snapshots: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     errors = np.empty((n, g))
     for t_i in range(n + 1):
@@ -153,8 +167,10 @@ def ets_run(
         return np.exp(path) if log_scale else path
 
     backtests = []
+    choices = []
     for origin, steps in zip(origins, backtest_horizons, strict=True):
-        backtests.append(project(origin, choose(origin), steps))
+        choices.append(choose(origin))
+        backtests.append(project(origin, choices[-1], steps))
     final_idx = choose(n)
     forecast = project(n, final_idx, horizon)
     description = _describe(grid, final_idx, log_scale)
@@ -164,6 +180,8 @@ def ets_run(
         description=description,
         one_step_errors=errors[:, final_idx].copy(),
         log_scale=log_scale,
+        origin_choices=tuple(choices),
+        all_errors=errors,
     )
 
 
@@ -188,3 +206,76 @@ def seasonal_naive(y: np.ndarray, *, steps: int, period: int = PERIOD) -> np.nda
 def naive(y: np.ndarray, *, steps: int) -> np.ndarray:
     """The last observed value, carried forward."""
     return np.full(steps, float(np.asarray(y, dtype=float)[-1]))
+
+
+def drift(y: np.ndarray, *, steps: int) -> np.ndarray:
+    """The random walk with drift: the last value plus the history's average month-to-month change per month."""
+    y = np.asarray(y, dtype=float)
+    slope = (y[-1] - y[0]) / max(y.shape[0] - 1, 1)
+    return y[-1] + slope * np.arange(1, steps + 1)
+
+
+def linear_trend(y: np.ndarray, *, steps: int) -> np.ndarray:
+    """Ordinary least squares of the value on the month index, extrapolated (the product spec's "linear
+    regression")."""
+    y = np.asarray(y, dtype=float)
+    n = y.shape[0]
+    x = np.arange(n, dtype=float)
+    slope, intercept = np.polyfit(x, y, 1)
+    return intercept + slope * np.arange(n, n + steps, dtype=float)
+
+
+# Autoregressive orders tried (AIC): short memory, one and two years (the yearly lag and the one after it).
+AR_ORDERS = (1, 2, 3, 6, 12, 13, 24, 25)
+AR_MIN_ROWS_PER_PARAM = 3
+
+
+def autoregressive(y: np.ndarray, *, steps: int) -> np.ndarray:
+    """AR(p) with an intercept by least squares on log(y) (on y if it touches zero), p by AIC among AR_ORDERS.
+
+    Iterated forecasts revert towards the history's mean level at the speed the data show: the one candidate
+    that expects a cycle (sunspots, a project that winds down) to come back instead of carrying the latest
+    level forward. Non-stationary (explosive) fits are rejected: they would extrapolate without bound.
+    """
+    y = np.asarray(y, dtype=float)
+    log_scale = bool(np.all(y > 0))
+    z = np.log(y) if log_scale else y
+    n = z.shape[0]
+    best: tuple[float, np.ndarray, int] | None = None
+    for p in AR_ORDERS:
+        rows = n - p
+        if rows < AR_MIN_ROWS_PER_PARAM * (p + 1):
+            break
+        # Lagged design matrix: column j holds z[t - 1 - j].
+        x = np.ones((rows, p + 1))
+        for j in range(p):
+            x[:, j + 1] = z[p - 1 - j : n - 1 - j]
+        target = z[p:]
+        coef, *_ = np.linalg.lstsq(x, target, rcond=None)
+        resid = target - x @ coef
+        sse = float(resid @ resid)
+        # AIC on the rows the smallest order would also fit is not needed for a ranking this coarse.
+        aic = rows * math.log(sse / rows + 1e-12) + 2.0 * (p + 1)
+        if np.sum(np.abs(coef[1:])) >= 1.0 and abs(_ar_root_radius(coef[1:])) >= 1.0:
+            continue
+        if best is None or aic < best[0]:
+            best = (aic, coef, p)
+    if best is None:
+        return np.full(steps, float(y[-1]))
+    _, coef, p = best
+    window = list(z[-p:])
+    out = np.empty(steps)
+    for h in range(steps):
+        value = coef[0] + sum(coef[j + 1] * window[-1 - j] for j in range(p))
+        out[h] = value
+        window.append(value)
+    return np.exp(out) if log_scale else out
+
+
+def _ar_root_radius(phi: np.ndarray) -> float:
+    """Largest modulus of the AR polynomial's inverse roots (>= 1: non-stationary)."""
+    companion = np.zeros((phi.shape[0], phi.shape[0]))
+    companion[0, :] = phi
+    if phi.shape[0] > 1:
+        companion[1:, :-1] = np.eye(phi.shape[0] - 1)
+    return float(np.max(np.abs(np.linalg.eigvals(companion))))

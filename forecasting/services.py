@@ -562,6 +562,15 @@ def _band(series: Any, *, at: date, level: int, freq: str) -> engine.ExpectedBan
         return None
 
 
+def _bands(series: Any, *, at: list[date], level: int, freq: str) -> list[engine.ExpectedBand | None]:
+    if not at:
+        return []
+    try:
+        return engine.expected_bands(series, at=at, level=level, freq=freq, missing="zero")
+    except ValueError:  # a series the engine cannot use at all
+        return []
+
+
 def anomalies_detect(
     *, organization: Organization, since: date | None = None, until: date | None = None
 ) -> list[CostAnomaly]:
@@ -587,12 +596,14 @@ def anomalies_detect(
         )
         for service in sorted(daily):
             values = daily[service]
-            for offset in range((last_day - first_day).days + 1):
-                day = first_day + timedelta(days=offset)
-                if day in values:
-                    band = _band(values, at=day, level=level, freq="day")
-                    if band is not None and _spike(band):
-                        findings.append(_Finding(service, CostAnomaly.Granularity.DAILY, day, band))
+            days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+            # One ETS pass per service judges all its new days (engine.expected_bands).
+            bands = _bands(values, at=[d for d in days if d in values], level=level, freq="day")
+            findings.extend(
+                _Finding(service, CostAnomaly.Granularity.DAILY, band.at, band)
+                for band in bands
+                if band is not None and _spike(band)
+            )
     history = selectors.monthly_history(organization=organization, dataset=dataset)
     months = history.months[-conf.anomaly_monthly_lookback_months() :] if conf.anomaly_monthly_lookback_months() else []
     if since is not None:

@@ -349,3 +349,115 @@ def test_runaway_bands_are_capped_and_said_so() -> None:
         lower, upper = point.bounds[95]
         assert upper <= point.mean * 10.0 + 1e-9
         assert lower >= point.mean / 10.0 - 1e-9
+
+
+# --------------------------------------------------------------------------- long histories (ADR 0014)
+
+
+def cycle_truth(n: int, *, period: int = 66, level: float = 100.0, amplitude: float = 0.6) -> np.ndarray:
+    """A positive series with a slow cycle that is not yearly (a sunspot-like rise and fall), no trend."""
+    t = np.arange(n)
+    return level * (1 + amplitude * np.sin(2 * np.pi * t / period))
+
+
+def test_long_histories_get_eight_backtest_origins_and_short_ones_four() -> None:
+    long_result = forecast(as_series(noisy(cost_truth(150), sigma=0.03, seed=21)), horizon=12, levels=(80,))
+    short_result = forecast(as_series(noisy(cost_truth(60), sigma=0.03, seed=21)), horizon=12, levels=(80,))
+    assert long_result.backtest_origins == engine.LONG_MAX_ORIGINS == 8
+    assert short_result.backtest_origins == engine.MAX_ORIGINS == 4
+
+
+def test_the_autoregressive_candidate_only_runs_on_long_histories() -> None:
+    long_result = forecast(as_series(noisy(cycle_truth(150), sigma=0.03, seed=22)), horizon=12, levels=(80,))
+    short_result = forecast(as_series(noisy(cycle_truth(60), sigma=0.03, seed=22)), horizon=12, levels=(80,))
+    assert "ar" in long_result.backtest_scores
+    assert "ar" not in short_result.backtest_scores
+
+
+def test_a_slow_cycle_near_its_peak_is_forecast_to_come_back_down() -> None:
+    # 170 months of a 66-month cycle end just after a peak (t = 16.5 + 66k): persistence (naive, ETS level)
+    # would carry the peak forward, the truth falls ~40 % over the next year.
+    n = 170
+    truth = cycle_truth(n + 12)
+    y = noisy(truth[:n], sigma=0.03, seed=23)
+    result = forecast(as_series(y), horizon=12, levels=(80, 95))
+    assert "ar" in result.weights  # the backtest over the last eight years gives the cycle-aware model weight
+    means = np.array([p.mean for p in result.points])
+    assert means[-1] < means[0] * 0.85  # the forecast turns down
+    mape = float(np.mean(np.abs(means - truth[n:]) / truth[n:]))
+    naive_mape = float(np.mean(np.abs(y[-1] - truth[n:]) / truth[n:]))
+    assert mape < 0.6 * naive_mape
+    assert_well_formed(result)
+
+
+def test_autoregressive_model_recovers_a_known_ar2_process() -> None:
+    from forecasting.engine_models import autoregressive
+
+    rng = np.random.default_rng(24)
+    z = np.zeros(400)
+    for t in range(2, 400):
+        z[t] = 0.6 * z[t - 1] - 0.3 * z[t - 2] + rng.normal(0, 0.01)
+    y = np.exp(4.0 + z)  # positive: fitted on log(y)
+    path = autoregressive(y, steps=24)
+    # Mean-reverting: far ahead the forecast is the process mean, exp(4).
+    assert path[-1] == pytest.approx(np.exp(4.0), rel=0.01)
+    assert np.all(np.isfinite(path))
+
+
+def test_an_explosive_history_does_not_make_the_autoregressive_forecast_explode() -> None:
+    from forecasting.engine_models import autoregressive
+
+    y = 1.05 ** np.arange(120) * 10  # every AR fit of a pure exponential is on the edge of stationarity
+    path = autoregressive(y, steps=24)
+    assert np.all(np.isfinite(path)) and path.max() < y[-1] * 1.05**30
+
+
+# --------------------------------------------------------------------------- batched bands
+
+
+def daily_series(n: int, *, seed: int) -> dict[dt.date, float]:
+    rng = np.random.default_rng(seed)
+    week = np.array([100, 105, 98, 102, 110, 40, 35], dtype=float)
+    start = dt.date(2025, 1, 1)
+    return {start + dt.timedelta(days=i): float(week[i % 7] * (1 + rng.normal(0, 0.03))) for i in range(n)}
+
+
+def test_expected_bands_for_one_day_equal_expected_band() -> None:
+    series = daily_series(150, seed=25)
+    at = max(series)
+    single = expected_band(series, at=at, level=95, freq="day")
+    (batched,) = engine.expected_bands(series, at=[at], level=95, freq="day")
+    assert batched == single
+
+
+def test_expected_bands_judge_many_days_in_one_pass_and_find_the_spike() -> None:
+    series = daily_series(150, seed=26)
+    days = sorted(series)[-14:]
+    spike_day = days[6]
+    series[spike_day] *= 3
+    bands = engine.expected_bands(series, at=days, level=95, freq="day")
+    assert [b.at for b in bands] == days
+    singles = [expected_band(series, at=day, level=95, freq="day") for day in days]
+    # The pass starts earlier than a single day's window, so bands differ slightly, not the verdicts.
+    assert sum(b.outside == s.outside for b, s in zip(bands, singles, strict=True)) >= 12
+    assert [b.upper < b.actual for b in bands].count(True) <= 3  # the spike and ordinary noise at 95 %
+    assert bands[6].outside is True and bands[6].actual == series[spike_day]
+    # Each day is judged from the days before it only: the spike does not widen its own band, and it is close
+    # to the band a single call computes for that day.
+    alone = expected_band(series, at=spike_day, level=95, freq="day")
+    assert bands[6].expected == pytest.approx(alone.expected, rel=0.05)
+    assert bands[6].upper < series[spike_day]
+
+
+def test_expected_bands_mark_days_without_enough_history_and_keep_the_order() -> None:
+    series = daily_series(30, seed=27)
+    days = sorted(series)
+    bands = engine.expected_bands(series, at=[days[-1], days[5], days[20]], level=80, freq="day")
+    assert bands[1] is None  # five days before it: fewer than DAILY_MIN_DAYS
+    assert bands[0].at == days[-1] and bands[2].at == days[20]
+    monthly = engine.expected_bands(
+        {"2024-01": 1.0, "2024-02": 2.0, "2024-03": 3.0, "2024-04": 4.0}, at=["2024-02", "2024-04"]
+    )
+    assert monthly[0] is None and monthly[1].at == dt.date(2024, 4, 1)
+    with pytest.raises(ValueError, match="freq"):
+        engine.expected_bands(series, at=[days[-1]], freq="week")

@@ -27,8 +27,30 @@ def overview(**params):
     return reverse("forecasting:overview") + (f"?{query}" if query else "")
 
 
+# The chart is found by its class and id, never as "the first <svg>": the layout may draw SVG icons (the
+# notifications bell) before it.
+_CHART_RE = re.compile(r'<svg\b[^>]*\bclass="forecast-chart"[^>]*\bid="forecast-chart"[^>]*>.*?</svg>', re.S)
+
+
+def chart_markup(html: str) -> str:
+    found = _CHART_RE.search(html)
+    assert found, 'no <svg class="forecast-chart" id="forecast-chart"> on the page'
+    return found.group(0)
+
+
 def chart(html: str) -> ElementTree.Element:
-    return ElementTree.fromstring(re.search(r"<svg .*?</svg>", html, re.S).group(0))  # noqa: S314 - our own SVG
+    return ElementTree.fromstring(chart_markup(html))  # noqa: S314 - our own SVG
+
+
+def test_the_chart_helper_skips_other_svgs_on_the_page():
+    icon = '<svg xmlns="http://www.w3.org/2000/svg" class="icon" viewBox="0 0 1 1"><title>Bell</title></svg>'
+    page = f"<header>{icon}</header><main>" + (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 8 8" role="img" class="forecast-chart" '
+        'id="forecast-chart"><title>Costs</title></svg></main>'
+    )
+    assert chart(page).find(f"{SVG}title").text == "Costs"
+    with pytest.raises(AssertionError):
+        chart_markup(f"<header>{icon}</header>")
 
 
 def test_without_data_the_page_invites_an_import(member_client):
@@ -44,7 +66,7 @@ def test_an_uncached_forecast_is_requested_from_a_worker_and_the_page_polls(memb
     assert run.status == "pending" and run.reason == "page"  # queued, not computed in the request
     assert 'hx-trigger="every 2s"' in page and "Computing the forecasts" in page
     assert 'aria-busy="true"' in page
-    assert "<svg" in page  # the history is drawn while the forecast is computed
+    assert chart(page) is not None  # the history is drawn while the forecast is computed
     # Asking again does not queue a second run.
     member_client.get(overview())
     assert ForecastRun.objects.count() == 1
@@ -68,7 +90,7 @@ def test_a_ready_forecast_draws_history_forecast_band_and_the_data_table(member_
     assert sum(1 for t in titles if t and " forecast: " in t) == 6
     assert any("95 %" in (t or "") for t in titles)
     assert svg.find(f".//{SVG}polygon[@class='forecast-band']") is not None
-    assert "style=" not in html.split("<svg", 1)[1].split("</svg>")[0]  # CSP: presentation attributes only
+    assert "style=" not in chart_markup(html)  # CSP: presentation attributes only
     assert "<script" not in html.split("<main", 1)[1].split("</main>")[0]
     assert 'id="forecast-data-table"' in html and "Nov 2026" in html
     assert "Backtest error (MAPE)" in html and "95 % band coverage" in html
