@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -34,9 +35,30 @@ def _cursor(push_id: int) -> str:
     return f'<span id="live-cursor" hidden data-live-id="{push_id}"></span>'
 
 
+# An org-wide push reaches every local socket as the same dict (realtime.GroupRelay): the frame
+# for each kind of client is serialised once and kept on the message under these local keys
+# (never sent anywhere; a message from the channel layer is this process's own copy).
+API_FRAME = "_api_frame"
+HTML_FRAME = "_html_frame"
+
+
+def _frame(message: dict[str, Any], kind: str) -> str:
+    frame = message.get(kind)
+    if frame is None:
+        if kind == API_FRAME:
+            payload = {"id": message["id"], "type": message["event"], "created": message["created"]}
+            frame = json.dumps(payload | {"data": message["data"]})
+        else:
+            frame = _cursor(message["id"]) + message["html"]
+        message[kind] = frame
+    return frame
+
+
 class LiveConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.groups_joined: list[str] = []
+        self.relayed_group: str | None = None
+        self.relay_backlog: deque[dict[str, Any]] | None = deque()
         # Ids already sent on this socket: replay and live messages may overlap, and pushes
         # committed out of order by different workers must still all get through.
         self.sent: set[int] = set()
@@ -58,16 +80,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.user_id = user.pk
         self.organization = self.membership.organization
         self.subscriptions = set(API_TYPES)
-        groups = [realtime.user_group(user.pk), realtime.organization_group(self.organization.pk)]
+        groups = [realtime.user_group(user.pk)]
         session = self.scope.get("session")
         if not self.api and session is not None and session.session_key:
             groups.append(realtime.session_group(session.session_key))
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = groups
+        # The organization's group is shared by every socket of the org in this process: one
+        # channel-layer member relays each org-wide push to all of them (see realtime.GroupRelay).
+        self.relayed_group = realtime.organization_group(self.organization.pk)
+        await realtime.group_relay(self.channel_layer).join(self.relayed_group, self)
         await self.accept()
         # Joined before replaying: live messages queue up meanwhile and duplicates are skipped.
         await self._replay()
+        while self.relay_backlog:
+            await self.dispatch(self.relay_backlog.popleft())
+        self.relay_backlog = None
         self.heartbeat = asyncio.create_task(self._beat())
 
     @database_sync_to_async
@@ -104,6 +133,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.heartbeat is not None:
             self.heartbeat.cancel()
+        if self.relayed_group is not None:
+            await realtime.group_relay(self.channel_layer).leave(self.relayed_group, self)
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -145,13 +176,21 @@ class LiveConsumer(AsyncWebsocketConsumer):
     # --- Channel layer handlers ---------------------------------------------------------------
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale database connections (on its one sync thread) before every
-        # handler; pushes never touch the database, and at 1,000 sockets that hop dominated
-        # fan-out time. Everything else keeps the default path.
-        if message["type"] == "push.message":
-            await self.push_message(message)
+        # Channels' default dispatch closes stale database connections on its one sync thread
+        # before *every* handler: a thread hop per frame, per push and per handshake, which at
+        # 1,000 sockets dominated both. Handlers here touch the database only through
+        # database_sync_to_async, which does that cleanup itself on the thread it uses.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def relayed(self, message: dict[str, Any]) -> None:
+        """A message of the organization's group, from this process's relay."""
+        if self.relay_backlog is not None:  # still connecting: after the replay, in order
+            self.relay_backlog.append(message)
             return
-        await super().dispatch(message)
+        await self.dispatch(message)
 
     async def push_message(self, message: dict[str, Any]) -> None:
         await self._deliver(message)
@@ -172,16 +211,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.sent.discard(self.sent_order.popleft())
         if self.api:
             if message["event"] in self.subscriptions:
-                await self._send_json(
-                    {
-                        "id": message["id"],
-                        "type": message["event"],
-                        "created": message["created"],
-                        "data": message["data"],
-                    }
-                )
+                await self.send(text_data=_frame(message, API_FRAME))
         elif message["html"]:
-            await self.send(text_data=_cursor(message["id"]) + message["html"])
+            await self.send(text_data=_frame(message, HTML_FRAME))
 
     async def _send_json(self, payload: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(payload))

@@ -211,8 +211,30 @@ def pushes_create(*, organization: Organization, pushes: list[dict[str, Any]]) -
     """Record many pushes with one INSERT; one task sends them all after commit."""
     rows = Push.objects.bulk_create([Push(organization=organization, **push) for push in pushes])
     ids = [row.pk for row in rows]
-    transaction.on_commit(lambda: _enqueue_send(ids))
+    transaction.on_commit(lambda: _send_after_commit(ids))
     return rows
+
+
+def _send_after_commit(push_ids: list[int]) -> None:
+    """In a worker (an event subscriber), send right away; elsewhere hand it to a worker.
+
+    A second Celery hop per push cost a queue round trip behind whatever the two workers are
+    busy with; the sweeper still covers a send that fails here. Request threads never send.
+    """
+    if _in_worker_task():
+        try:
+            push_send(push_ids=push_ids)
+            return
+        except Exception:
+            logger.warning("push not sent; enqueueing it", extra={"push_ids": push_ids}, exc_info=True)
+    _enqueue_send(push_ids)
+
+
+def _in_worker_task() -> bool:
+    from celery import current_task
+
+    task = current_task  # a proxy: falsy outside a task
+    return bool(task) and not task.request.called_directly and not task.request.is_eager
 
 
 def _enqueue_send(push_ids: list[int]) -> None:

@@ -8,12 +8,17 @@ a password are core concerns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import os
 import threading
+import weakref
 from typing import Any
 
 from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
 
 
 def user_group(user_id: int) -> str:
@@ -69,6 +74,116 @@ def sockets_close(*, groups: list[str], code: int = CLOSE_SIGNED_OUT) -> None:
         group_send(group, {"type": "socket.close", "code": code})
 
 
+# --- Per-process group relay --------------------------------------------------------------------
+
+
+class _RelayedGroup:
+    def __init__(self) -> None:
+        self.members: set[Any] = set()
+        self.channel: str | None = None
+        self.opened: asyncio.Task | None = None
+        self.reader: asyncio.Task | None = None
+
+
+class GroupRelay:
+    """One channel-layer membership per (process, group), fanned out to this process's consumers.
+
+    With one channel per socket, an organization-wide push to 1,000 sockets costs 1,000 Redis
+    messages, 1,000 receives and 1,000 consumer wake-ups; the relay's single channel receives it
+    once and hands the *same* message to every local consumer's ``relayed()`` in one pass, and a
+    reconnect storm costs one ``group_add`` per group instead of one per socket. Messages and
+    group names are unchanged: other consumers (and other processes) still ``group_add`` and
+    receive as usual. One relay per event loop (Daphne has one; tests start a loop per test);
+    the layer's ``group_expiry`` is kept at bay by re-adding the relay's channel periodically.
+    """
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.groups: dict[str, _RelayedGroup] = {}
+        self.refresher: asyncio.Task | None = None
+
+    async def join(self, group: str, consumer: Any) -> None:
+        state = self.groups.get(group)
+        if state is None:
+            state = self.groups[group] = _RelayedGroup()
+            state.opened = asyncio.ensure_future(self._open(group, state))
+        state.members.add(consumer)
+        try:
+            # Every joiner waits until the relay is in the group: nothing sent after connect is lost.
+            await asyncio.shield(state.opened)
+        except Exception:
+            await self.leave(group, consumer)
+            raise
+
+    async def _open(self, group: str, state: _RelayedGroup) -> None:
+        state.channel = await self.layer.new_channel()
+        state.reader = asyncio.ensure_future(self._read(group, state))
+        await self.layer.group_add(group, state.channel)
+        if self.refresher is None or self.refresher.done():
+            self.refresher = asyncio.ensure_future(self._refresh())
+
+    async def leave(self, group: str, consumer: Any) -> None:
+        state = self.groups.get(group)
+        if state is None:
+            return
+        state.members.discard(consumer)
+        if state.members:
+            return
+        # Last local socket gone: stop receiving and leave the group (once the join is through,
+        # so a join still in flight can't leave a member behind).
+        if self.groups.get(group) is state:
+            del self.groups[group]
+        if state.reader is not None:
+            state.reader.cancel()
+        with contextlib.suppress(Exception):  # a failed join has nothing to leave
+            await asyncio.shield(state.opened)
+            await self.layer.group_discard(group, state.channel)
+
+    async def _read(self, group: str, state: _RelayedGroup) -> None:
+        try:
+            while True:
+                message = await self.layer.receive(state.channel)
+                for consumer in list(state.members):
+                    try:
+                        await consumer.relayed(message)
+                    except Exception:
+                        logger.exception("relayed message failed", extra={"group": group})
+        except Exception:
+            # The layer failed (Redis gone): these sockets would silently stop getting the
+            # group's messages. Close them instead; clients reconnect and resume with last_id.
+            logger.exception("group relay lost its channel; closing its sockets", extra={"group": group})
+            if self.groups.get(group) is state:
+                del self.groups[group]
+            for consumer in list(state.members):
+                with contextlib.suppress(Exception):
+                    await consumer.close(code=RELAY_LOST_CLOSE_CODE)
+
+    async def _refresh(self) -> None:
+        interval = max(1.0, min(RELAY_REFRESH_SECONDS, getattr(self.layer, "group_expiry", 86400) / 2))
+        while self.groups:
+            await asyncio.sleep(interval)
+            for group, state in list(self.groups.items()):
+                if state.channel is not None and state.opened is not None and state.opened.done():
+                    try:
+                        await self.layer.group_add(group, state.channel)
+                    except Exception:
+                        logger.warning("relay group refresh failed", extra={"group": group}, exc_info=True)
+
+
+RELAY_REFRESH_SECONDS = 600.0
+RELAY_LOST_CLOSE_CODE = 1011  # "internal error": browsers and API clients reconnect and resume
+_relays: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, GroupRelay]] = weakref.WeakKeyDictionary()
+
+
+def group_relay(layer: Any) -> GroupRelay:
+    """This event loop's relay for ``layer``."""
+    per_loop = _relays.setdefault(asyncio.get_running_loop(), {})
+    relay = per_loop.get(id(layer))
+    if relay is None or relay.layer is not layer:
+        relay = per_loop[id(layer)] = GroupRelay(layer)
+    return relay
+
+
 # --- Socket authentication -------------------------------------------------------------------
 
 
@@ -90,7 +205,9 @@ class ApiTokenSocketMiddleware:
 
         header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1").split()
         if len(header) == 2 and header[0].lower() in ("token", "bearer"):
-            token = await database_sync_to_async(services.api_token_authenticate)(key=header[1])
+            # Off Channels' single sync thread: handshakes authenticate in parallel, each pool
+            # thread with its own database connection.
+            token = await database_sync_to_async(services.api_token_authenticate, thread_sensitive=False)(key=header[1])
             scope = dict(scope)
             if token is None:
                 scope["api_token_invalid"] = True
@@ -103,7 +220,9 @@ class BrowserOriginValidator:
     """Check the Origin of cookie-authenticated sockets (cross-site WebSocket hijacking).
 
     Token clients carry their credential explicitly, so a foreign page cannot ride on it, and
-    most non-browser clients send no Origin at all: for them the check is skipped.
+    most non-browser clients send no Origin at all: for them the check is skipped, and so are
+    Channels' cookie/session/auth middlewares wrapped inside (they would only resolve an empty
+    session on the single sync thread: two thread hops per handshake for nothing).
     """
 
     def __init__(self, app: Any) -> None:
@@ -111,8 +230,19 @@ class BrowserOriginValidator:
 
         self.app = app
         self.checked = AllowedHostsOriginValidator(app)
+        self.token_app = _past_session_auth(app)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
         if "api_token" in scope or scope.get("api_token_invalid"):
-            return await self.app(scope, receive, send)
+            return await self.token_app(scope, receive, send)
         return await self.checked(scope, receive, send)
+
+
+def _past_session_auth(app: Any) -> Any:
+    """The application inside ``AuthMiddlewareStack`` (cookie → session → auth), if that's ``app``."""
+    from channels.auth import AuthMiddleware
+    from channels.sessions import CookieMiddleware, SessionMiddleware
+
+    while isinstance(app, CookieMiddleware | SessionMiddleware | AuthMiddleware):
+        app = app.inner
+    return app

@@ -166,6 +166,42 @@ def test_organizations_and_users_are_isolated(member, other_member, organization
     _run(scenario)
 
 
+def _group_members(group):
+    import redis
+    from channels.layers import get_channel_layer
+    from django.conf import settings
+
+    return redis.Redis.from_url(settings.REDIS_URL).zcard(get_channel_layer()._group_key(group))
+
+
+def test_an_org_wide_push_reaches_every_local_socket_through_one_group_member(member, organization):
+    """Sockets of one organization in one process share a relay: one channel-layer member, one
+    message per push; the last socket to leave takes the membership with it."""
+    colleagues = [MembershipFactory(organization=organization) for _ in range(2)]
+    headers = [_token_headers(m) for m in (member, *colleagues)]
+    group = realtime.organization_group(organization.pk)
+
+    async def scenario():
+        sockets = [WebsocketCommunicator(application, "/ws/", headers=h) for h in headers]
+        for s in sockets:
+            assert (await s.connect())[0]
+        assert await database_sync_to_async(_group_members)(group) == 1
+        pushes = [await database_sync_to_async(_push)(organization, None, "ticket_update") for _ in range(2)]
+        await database_sync_to_async(services.push_send)(push_ids=[p.pk for p in pushes])
+        for s in sockets:
+            frames = [await s.receive_json_from(timeout=5) for _ in pushes]
+            assert [f["id"] for f in frames] == [p.pk for p in pushes]
+            assert frames[0]["type"] == "ticket_update" and frames[0]["data"] == {"n": 1}
+            assert await s.receive_nothing(timeout=0.1)
+        await sockets[0].disconnect()
+        assert await database_sync_to_async(_group_members)(group) == 1
+        for s in sockets[1:]:
+            await s.disconnect()
+        assert await database_sync_to_async(_group_members)(group) == 0
+
+    _run(scenario)
+
+
 def test_reconnect_with_last_id_replays_what_was_missed_in_order_then_live(member):
     headers = _token_headers(member)
     first = _push(member.organization, member.user_id, "notification")
@@ -222,3 +258,34 @@ def test_logout_and_password_change_enqueue_socket_closing(member, monkeypatch, 
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/accounts/logout/")
     assert closed[1] == [realtime.session_group(current_session)]
+
+
+def test_a_relay_that_loses_the_channel_layer_closes_its_sockets_so_they_resume():
+    import asyncio
+
+    from channels.layers import InMemoryChannelLayer
+
+    class RedisGone(InMemoryChannelLayer):
+        async def receive(self, channel):
+            raise ConnectionError("Redis went away")
+
+    closed = []
+
+    class Socket:
+        async def relayed(self, message):
+            raise AssertionError("nothing to relay")
+
+        async def close(self, code=None):
+            closed.append(code)
+
+    async def scenario():
+        relay = realtime.GroupRelay(RedisGone())
+        await relay.join("org-1", Socket())
+        for _ in range(50):
+            if closed:
+                break
+            await asyncio.sleep(0.01)
+        assert closed == [realtime.RELAY_LOST_CLOSE_CODE] == [1011]
+        assert relay.groups == {}  # the next socket to connect starts a fresh relay
+
+    _run(scenario)

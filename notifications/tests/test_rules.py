@@ -209,3 +209,32 @@ def test_fan_out_costs_the_same_queries_for_10_or_40_recipients(organization):
     large = dispatch_notice("second")
     assert small == large
     assert Push.objects.filter(type="notification").count() == 50
+
+
+def test_metrics_updates_skip_the_notify_subscriber(organization):
+    # notify runs a transaction per event it handles: only for the types that make notifications.
+    assert "notifications.notify" not in {s.name for s in events.subscribers_for(events.METRICS_UPDATED)}
+    for event_type in (events.TICKET_COMMENT_ADDED, events.NOTICE_PUBLISHED, events.WEBHOOK_ENDPOINT_DISABLED):
+        assert "notifications.notify" in {s.name for s in events.subscribers_for(event_type)}
+
+
+def test_pushes_made_in_a_worker_are_sent_at_commit_without_a_second_task(
+    organization, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent, enqueued = [], []
+    monkeypatch.setattr(services, "_in_worker_task", lambda: True)
+    monkeypatch.setattr(services, "push_send", lambda push_ids: sent.append(push_ids))
+    monkeypatch.setattr(services, "_enqueue_send", lambda push_ids: enqueued.append(push_ids))
+    with django_capture_on_commit_callbacks(execute=True):
+        push = services.push_create(organization=organization, type="metrics_update", data={})
+        assert sent == []  # nothing before commit
+    assert sent == [[push.pk]] and enqueued == []
+
+
+def test_pushes_made_outside_a_worker_go_to_a_worker(organization, monkeypatch, django_capture_on_commit_callbacks):
+    enqueued = []
+    monkeypatch.setattr(services, "_enqueue_send", lambda push_ids: enqueued.append(push_ids))
+    with django_capture_on_commit_callbacks(execute=True):
+        push = services.push_create(organization=organization, type="metrics_update", data={})
+    assert services._in_worker_task() is False
+    assert enqueued == [[push.pk]]
