@@ -4,9 +4,11 @@ same ones the pages and the REST API call), and returns their objects. No rule l
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from channels.db import database_sync_to_async
@@ -234,17 +236,46 @@ class Mutation:
 # --- Subscriptions: the /ws/ push stream, read through the consumer's channel-layer groups ---
 
 
-async def _pushes(info: Info, types: set[str]) -> AsyncGenerator[dict[str, Any], None]:
-    """Push messages for this caller (the same filter as notifications.consumers.LiveConsumer)."""
+SENT_MEMORY = 2000
+AFTER_HELP = (
+    "A pushId you already have: first replay what came after it (up to 500 pushes from the last 24 h, "
+    "and a few seconds before it: skip pushIds you have seen), then live updates."
+)
+
+
+async def _pushes(info: Info, types: set[str], after: int | None) -> AsyncGenerator[dict[str, Any], None]:
+    """Push messages for this caller (the same filter as notifications.consumers.LiveConsumer).
+
+    The listener is registered before the replay is read, so nothing falls between them; a
+    push seen in both is sent once.
+    """
     context = info.context
-    organization_id, user_id = context.organization.pk, context.user.pk
+    organization, user_id = context.organization, context.user.pk
+    sent: set[int] = set()
+    order: deque[int] = deque()
+
+    def fresh(message: dict[str, Any]) -> bool:
+        if message["organization"] != organization.pk or message["event"] not in types:
+            return False
+        if (message["user"] is not None and message["user"] != user_id) or message["id"] in sent:
+            return False
+        sent.add(message["id"])
+        order.append(message["id"])
+        if len(order) > SENT_MEMORY:
+            sent.discard(order.popleft())
+        return True
+
     async with context.ws.listen_to_channel("push.message") as messages:
+        if after is not None:
+            missed = await database_sync_to_async(notification_selectors.pushes_since)(
+                user_id=user_id, organization=organization, last_id=after, limit=notification_services.RESUME_LIMIT
+            )
+            for push in missed.pushes:
+                message = notification_services.push_message(push)
+                if fresh(message):
+                    yield message
         async for message in messages:
-            if message["organization"] != organization_id:
-                continue
-            if message["user"] is not None and message["user"] != user_id:
-                continue
-            if message["event"] in types:
+            if fresh(message):
                 yield message
 
 
@@ -280,7 +311,10 @@ def _normalized(public_id: Any) -> str:
 class Subscription:
     @strawberry.subscription(description="A ticket of the organization changed (or only the one with this id).")
     async def ticket_updated(
-        self, info: Info, id: strawberry.ID | None = None
+        self,
+        info: Info,
+        id: strawberry.ID | None = None,
+        after: Annotated[int | None, strawberry.argument(description=AFTER_HELP)] = None,
     ) -> AsyncGenerator[t.TicketUpdated, None]:
         context = info.context
         wanted = None
@@ -291,16 +325,18 @@ class Subscription:
             )
             if exists is None:
                 raise errors.ApiError("Not found.", code=errors.NOT_FOUND)
-        async for message in _pushes(info, {"ticket_update"}):
+        async for message in _pushes(info, {"ticket_update"}, after):
             if wanted is not None and message["data"].get("ticket") != wanted:
                 continue
             ticket = await database_sync_to_async(_ticket_for_push)(context, message["data"]["ticket"])
             yield t.TicketUpdated(event=message["data"].get("event", ""), push_id=message["id"], ticket=ticket)
 
     @strawberry.subscription(description="A notification for you arrived (or was updated).")
-    async def notification_received(self, info: Info) -> AsyncGenerator[t.NotificationReceived, None]:
+    async def notification_received(
+        self, info: Info, after: Annotated[int | None, strawberry.argument(description=AFTER_HELP)] = None
+    ) -> AsyncGenerator[t.NotificationReceived, None]:
         context = info.context
-        async for message in _pushes(info, {"notification"}):
+        async for message in _pushes(info, {"notification"}, after):
             data = message["data"]
             public_id = (data.get("notification") or {}).get("id")
             notification = (
@@ -311,15 +347,29 @@ class Subscription:
     @strawberry.subscription(
         description="The metrics, recomputed whenever tickets, your notifications or the platform's metrics change."
     )
-    async def metrics_updated(self, info: Info) -> AsyncGenerator[t.Metrics, None]:
+    async def metrics_updated(
+        self, info: Info, after: Annotated[int | None, strawberry.argument(description=AFTER_HELP)] = None
+    ) -> AsyncGenerator[t.Metrics, None]:
         context = info.context
-        async for _message in _pushes(info, {"metrics_update", "ticket_update", "notification"}):
+        async for _message in _pushes(info, {"metrics_update", "ticket_update", "notification"}, after):
             yield await database_sync_to_async(metrics_for)(context)
+
+
+async def _coded(source: Any) -> AsyncGenerator[Any, None]:
+    async with aclosing(source):
+        async for result in source:
+            if getattr(result, "errors", None):
+                result.errors = [errors.with_code(e) for e in result.errors]
+            yield result
 
 
 class Schema(strawberry.Schema):
     def process_errors(self, errors_: list, execution_context: Any = None) -> None:
         """Expected errors are answers, not incidents: ``errors.with_code`` logs the others."""
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """Subscriptions' results (setup errors included) get their codes like HTTP answers."""
+        return _coded(await super().stream(*args, **kwargs))
 
 
 schema = Schema(
