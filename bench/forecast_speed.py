@@ -94,6 +94,36 @@ def cold_child() -> None:
     print(f"{imported - started:.4f} {done - begin:.4f} {done - started:.4f} {_cpu_seconds() - cpu:.4f}")
 
 
+def daily_bands(services: int = 10, days: int = 14, history: int = 150) -> None:
+    """Anomaly detection after an import: every service's newest ``days`` days judged against its daily band,
+    one ``expected_band`` call per day (the old path) against one ``expected_bands`` pass per service."""
+    from forecasting.engine import expected_band, expected_bands
+
+    start = dt.date(2026, 1, 1)
+    rng = np.random.default_rng(7)
+    week = np.array([1.0, 1.05, 0.98, 1.02, 1.1, 0.4, 0.35])
+    data = []
+    for _ in range(services):
+        level = rng.uniform(50, 5000)
+        data.append(
+            {start + dt.timedelta(days=i): float(level * week[i % 7] * rng.lognormal(0, 0.05)) for i in range(history)}
+        )
+    judged = [start + dt.timedelta(days=i) for i in range(history - days, history)]
+    print(f"\n## Daily anomaly bands: {services} services x {days} days ({history} days of history; load {_load()})\n")
+    for label, run in (
+        ("one expected_band per day", lambda d: [expected_band(d, at=day, level=95, freq="day") for day in judged]),
+        ("one expected_bands pass per service", lambda d: expected_bands(d, at=judged, level=95, freq="day")),
+    ):
+        run(data[0])  # warm
+        cpu = _cpu_seconds()
+        began = time.perf_counter()
+        for d in data:
+            run(d)
+        print(
+            f"- {label}: {(time.perf_counter() - began) * 1000:.0f} ms wall, {(_cpu_seconds() - cpu) * 1000:.0f} ms CPU"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-series", type=int, default=400, help="0 = cold measurement only")
@@ -129,6 +159,8 @@ def main() -> None:
         f"max {max(engine):.3f} s); CPU of the 10 forecasts (process + its Stan children, over 2 cores): median "
         f"{statistics.median(r[3] for r in rows):.3f} s."
     )
+
+    daily_bands()
 
     count = BATCH_SERIES if args.full else args.batch_series
     if count <= 0:

@@ -7,6 +7,7 @@ import in a worker polls its progress bar, and budget changes swap the budget ca
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +20,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -104,18 +106,47 @@ def _budget_context(
     statuses = selectors.budget_statuses(organization=request.organization, state=state)
     budgeted = {s.budget.service for s in statuses}
     available = [s for s in services_list if s not in budgeted]
+    fields_html = ""
     if form is None and is_admin:
         form = BudgetForm(
             services=available, initial={"thresholds": ", ".join(map(str, conf.default_budget_thresholds()))}
         )
         form.fields["service"].choices = [c for c in form.fields["service"].choices if c[0] not in budgeted]
+        fields_html = _blank_budget_fields(form)
     return {
         "budget_statuses": statuses,
         "budget_form": form,
+        "budget_fields_html": fields_html,
         "is_admin": is_admin,
         "can_add_budget": is_admin and (len(available) > 0 or "" not in budgeted),
         "currency": state.dataset.currency if state.dataset else "",
     }
+
+
+def _blank_budget_fields(form: BudgetForm) -> str:
+    """The unbound budget form's fields, rendered once per set of choices and cached (Django's widget templates
+    cost a few ms per page; the fields hold no per-user data, the CSRF token is outside them)."""
+    choices = "\n".join(f"{value}\t{label}" for value, label in form.fields["service"].choices)
+    digest = hashlib.sha256(f"{choices}\n{form.initial.get('thresholds', '')}".encode()).hexdigest()[:32]
+    key = f"forecasting:budget-fields:v1:{digest}"
+    html = cache.get(key)
+    if html is None:
+        html = render_to_string("forecasting/overview.html#budget-fields", {"budget_form": form})
+        cache.set(key, html, timeout=RESULTS_CACHE_SECONDS)
+    return mark_safe(html)  # noqa: S308 - rendered by our own template with autoescaping
+
+
+def _service_names(request: HttpRequest, state: selectors.ForecastState) -> list[str]:
+    """The organization's service names, cached per data version (a new import is a new key)."""
+    if state.dataset is None:
+        return selectors.service_names(organization=request.organization)
+    dataset = state.dataset
+    key = f"forecasting:services:v1:{dataset.organization_id}:{dataset.pk}:{dataset.version}:{dataset.updated_at.timestamp()}"
+    names = cache.get(key)
+    if names is None:
+        names = selectors.service_names(organization=request.organization)
+        cache.set(key, names, timeout=RESULTS_CACHE_SECONDS)
+    return names
 
 
 def _results_html(
@@ -152,7 +183,7 @@ def _results_html(
 
 def _overview_context(request: HttpRequest, state: selectors.ForecastState, results_html: str, **extra: Any) -> dict:
     context = {"has_data": state.has_data, "results_html": results_html}
-    names = selectors.service_names(organization=request.organization) if state.has_data else []
+    names = _service_names(request, state) if state.has_data else []
     context.update(_budget_context(request, state, names, extra.pop("budget_form", None)))
     context.update(extra)
     return context
