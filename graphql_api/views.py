@@ -48,6 +48,7 @@ def _bad_request(message: str) -> Response:
 
 class GraphQLApi(APIView):
     renderer_classes = [JSONRenderer]
+    schema = None  # not part of the REST API's OpenAPI document: docs/schema.graphql describes it
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         # Answers are always JSON (or the IDE's HTML page, returned as is), whatever Accept says.

@@ -36,21 +36,30 @@ def _open(live_stack, key):
     headers = {"Authorization": f"Token {key}"}
     with connect(_url(live_stack), subprotocols=[PROTOCOL], additional_headers=headers, open_timeout=10) as ws:
         assert ws.subprotocol == PROTOCOL
+        _pending.pop(id(ws), None)
         ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         assert json.loads(ws.recv(timeout=10)) == {"type": "connection_ack"}
         yield ws
 
 
+_pending: dict[int, list[dict]] = {}
+
+
 def _next(ws, *, operation_id, timeout=30.0):
-    """The next message for ``operation_id`` (pings answered, other traffic skipped)."""
+    """The next message for ``operation_id``; others are kept for their turn, pings answered."""
+    pending = _pending.setdefault(id(ws), [])
+    for i, message in enumerate(pending):
+        if message.get("id") == operation_id:
+            return pending.pop(i)
     deadline = time.monotonic() + timeout
     while True:
         message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
         if message["type"] == "ping":
             ws.send(json.dumps({"type": "pong"}))
-            continue
-        if message.get("id") == operation_id:
+        elif message.get("id") == operation_id:
             return message
+        else:
+            pending.append(message)
 
 
 def _subscribe(ws, operation_id, query, variables=None):
@@ -178,3 +187,38 @@ def test_subscribing_after_a_push_id_replays_what_was_missed(live_stack, real_ce
         _subscribe(ws, "r", TICKET_UPDATED, {"id": str(ticket.public_id), "after": after})
         replayed = _next(ws, operation_id="r")["payload"]["data"]["ticketUpdated"]
         assert replayed["pushId"] > after and replayed["ticket"]["status"] == "IN_PROGRESS"
+
+
+def test_a_browser_session_subscribes_and_signing_out_closes_the_socket(live_stack, real_celery, member):
+    from django.test import Client
+
+    from portal import realtime
+
+    browser = Client()
+    browser.force_login(member.user)
+    session_key = browser.cookies["sessionid"].value
+    agent = make_agent()
+    ticket = make_ticket(member, subject="Browser socket")
+    after = _cursor(member)
+    with connect(
+        _url(live_stack),
+        subprotocols=[PROTOCOL],
+        origin=live_stack.url,
+        additional_headers={"Cookie": f"sessionid={session_key}"},
+        open_timeout=10,
+    ) as ws:
+        _pending.pop(id(ws), None)
+        ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(ws.recv(timeout=10)) == {"type": "connection_ack"}
+        _subscribe(ws, "b", TICKET_UPDATED, {"id": str(ticket.public_id), "after": after})
+        ticket_services.ticket_update(ticket=ticket, actor=agent, status="in_progress")
+        payload = {}
+        while payload.get("event") != "ticket.updated":
+            payload = _next(ws, operation_id="b")["payload"]["data"]["ticketUpdated"]
+        assert payload["ticket"]["status"] == "IN_PROGRESS"
+        # What sign-out does (from a worker): close the session's sockets.
+        realtime.sockets_close(groups=[realtime.session_group(session_key)])
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=10)
+        assert closed.value.rcvd.code == realtime.CLOSE_SIGNED_OUT
