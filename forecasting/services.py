@@ -244,6 +244,23 @@ def _copy(stage_sql: str, table: str, columns: str, rows: Iterable[tuple]) -> No
                 copy.write_row(row)
 
 
+def _copy_models(model: type, objects: Iterable[Any]) -> None:
+    """Insert unsaved model instances with one COPY (their ids are not read back).
+
+    A run's 264 forecast rows took ~100-280 ms through ``bulk_create``'s multi-row INSERT ... RETURNING on this
+    loaded machine (5,000+ bound parameters); COPY streams them in one round trip.
+    """
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy,
+    ):
+        for obj in objects:
+            copy.write_row([f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields])
+
+
 @transaction.atomic
 def cost_data_write(*, cost_import: CostImport, parsed: importers.Parsed) -> CostImport:
     """Upsert a parsed file's rows in one transaction (COPY into a staging table, then one INSERT).
@@ -474,7 +491,7 @@ def forecast_run_store(
                     expires_at=expires,
                 )
             )
-    CostForecast.objects.bulk_create(rows, batch_size=1000)
+    _copy_models(CostForecast, rows)
     run.status = ForecastRun.Status.READY
     run.generated_at, run.expires_at = now, expires
     run.data_version = version
