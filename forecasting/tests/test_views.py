@@ -208,6 +208,20 @@ def test_an_admin_adds_a_budget_and_the_card_is_swapped(admin_client_org, costs,
     assert "1,500.00 USD a month" in html
 
 
+def test_the_cached_budget_form_follows_the_budgets(admin_client_org, costs, organization):
+    def service_options(html: str) -> list[str]:
+        select = re.search(r'<select name="service".*?</select>', html, re.S).group(0)
+        return re.findall(r'<option value="([^"]*)"', select)
+
+    first = admin_client_org.get(overview()).content.decode()
+    assert service_options(first) == ["", "Compute", "Storage"]
+    assert service_options(admin_client_org.get(overview()).content.decode()) == ["", "Compute", "Storage"]
+    services.budget_create(organization=organization, actor=None, amount=100, service="Storage")
+    # The cached fields are keyed by their choices: a budgeted scope is never offered again from the cache.
+    assert service_options(admin_client_org.get(overview()).content.decode()) == ["", "Compute"]
+    assert 'name="csrfmiddlewaretoken"' in admin_client_org.get(overview()).content.decode()
+
+
 def test_budget_form_errors_are_shown(admin_client_org, costs):
     response = admin_client_org.post(
         reverse("forecasting:budget_create"),
