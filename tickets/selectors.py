@@ -147,8 +147,9 @@ def ticket_list(
         Ticket.objects.for_organization(organization)
         .select_related("requester", "assignee")
         .defer("description", "search_vector")
-        .annotate(priority_rank=_priority_rank())
     )
+    if filters.sort == "priority":  # only this sort needs the rank (compiling the CASE costs on every page)
+        queryset = queryset.annotate(priority_rank=_priority_rank())
     if filters.status:
         queryset = queryset.filter(status__in=filters.status)
     if filters.priority:
