@@ -222,3 +222,21 @@ def test_a_browser_session_subscribes_and_signing_out_closes_the_socket(live_sta
             while True:
                 ws.recv(timeout=10)
         assert closed.value.rcvd.code == realtime.CLOSE_SIGNED_OUT
+
+
+def test_platform_metrics_arrive_on_metrics_updated(live_stack, real_celery, member):
+    token, _ = portal_services.service_token_create(name="platform-metrics")
+    _, key = portal_services.api_token_create(membership=member, name="ws")
+    after = _cursor(member)
+    with _open(live_stack, key) as ws:
+        _subscribe(
+            ws, "m", "subscription($a: Int) { metricsUpdated(after: $a) { platform openTickets } }", {"a": after}
+        )
+        portal_services.platform_event_ingest(
+            service_token=token,
+            event_type="metrics.updated",
+            organization_slug=member.organization.slug,
+            data={"metrics": {"cpu": 42.5}},
+        )
+        metrics = _next(ws, operation_id="m")["payload"]["data"]["metricsUpdated"]
+        assert metrics == {"platform": {"metrics": {"cpu": 42.5}}, "openTickets": 0}
