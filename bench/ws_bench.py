@@ -25,7 +25,7 @@ What it does
    and count the consumer's JSON ``{"type": "ping"}`` heartbeats.
 3. Rounds (``--rounds``), four measurements each, one after the other:
    * ``pipeline_org``  ``events.publish("metrics.updated")`` in ``transaction.atomic()`` ->
-     outbox -> Celery ``event_dispatch`` -> subscriber writes a Push -> ``push_send_task`` ->
+     outbox -> Celery ``event_dispatch`` -> subscriber writes a Push -> ``push_send`` at its commit ->
      ``group_send(org)`` -> Daphne -> every socket of the org gets ``metrics_update``.
    * ``pipeline_user`` ``tickets.services.comment_create`` by the agent on the round's ticket ->
      same path -> the requester's socket gets ``notification`` (user-targeted). The same event
@@ -1086,7 +1086,7 @@ class Bench:
                 c, g0, g = k["push_send_call_ms"], k["group_send_start_ms"], k["group_send_call_ms"]
                 print(
                     f"  {kind} (ms, p50/p95): commit -> group_send() called {fmt(g0['p50'])}/{fmt(g0['p95'])}; "
-                    f"group_send() call (async_to_sync) {fmt(g['p50'])}/{fmt(g['p95'])}; commit -> push_send() "
+                    f"group_send() call {fmt(g['p50'])}/{fmt(g['p95'])}; commit -> push_send() "
                     f"returned (incl. the sent_at UPDATE) {fmt(c['p50'])}/{fmt(c['p95'])}"
                 )
         for kind, b in breakdown.items():
