@@ -10,6 +10,7 @@ the last id it saw gets what it missed before anything live.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import deque
@@ -55,9 +56,24 @@ def _frame(message: dict[str, Any], kind: str) -> str:
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
+    relayed_group: str | None = None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However the consumer ends (a crash skips disconnect()), leave the relay so it
+            # doesn't keep a dead socket, or the group's membership, for ever.
+            await self._leave_relay()
+
+    async def _leave_relay(self) -> None:
+        group, self.relayed_group = self.relayed_group, None
+        if group is not None:
+            with contextlib.suppress(Exception):
+                await realtime.group_relay(self.channel_layer).leave(group, self)
+
     async def connect(self) -> None:
         self.groups_joined: list[str] = []
-        self.relayed_group: str | None = None
         self.relay_backlog: deque[dict[str, Any]] | None = deque()
         # Ids already sent on this socket: replay and live messages may overlap, and pushes
         # committed out of order by different workers must still all get through.
@@ -133,8 +149,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.heartbeat is not None:
             self.heartbeat.cancel()
-        if self.relayed_group is not None:
-            await realtime.group_relay(self.channel_layer).leave(self.relayed_group, self)
+        await self._leave_relay()
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 

@@ -260,6 +260,29 @@ def test_logout_and_password_change_enqueue_socket_closing(member, monkeypatch, 
     assert closed[1] == [realtime.session_group(current_session)]
 
 
+def test_a_consumer_that_crashes_still_leaves_the_relay(member, monkeypatch):
+    from notifications.consumers import LiveConsumer
+
+    headers = _token_headers(member)
+    group = realtime.organization_group(member.organization_id)
+
+    async def crash(self, text_data=None, bytes_data=None):
+        raise RuntimeError("bug in a handler")
+
+    monkeypatch.setattr(LiveConsumer, "receive", crash)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
+        assert (await communicator.connect())[0]
+        assert await database_sync_to_async(_group_members)(group) == 1
+        await communicator.send_to(text_data="{}")
+        with pytest.raises(RuntimeError):
+            await communicator.receive_output(timeout=5)
+        assert await database_sync_to_async(_group_members)(group) == 0
+
+    _run(scenario)
+
+
 def test_a_relay_that_loses_the_channel_layer_closes_its_sockets_so_they_resume():
     import asyncio
 
