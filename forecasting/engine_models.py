@@ -208,23 +208,6 @@ def naive(y: np.ndarray, *, steps: int) -> np.ndarray:
     return np.full(steps, float(np.asarray(y, dtype=float)[-1]))
 
 
-def drift(y: np.ndarray, *, steps: int) -> np.ndarray:
-    """The random walk with drift: the last value plus the history's average month-to-month change per month."""
-    y = np.asarray(y, dtype=float)
-    slope = (y[-1] - y[0]) / max(y.shape[0] - 1, 1)
-    return y[-1] + slope * np.arange(1, steps + 1)
-
-
-def linear_trend(y: np.ndarray, *, steps: int) -> np.ndarray:
-    """Ordinary least squares of the value on the month index, extrapolated (the product spec's "linear
-    regression")."""
-    y = np.asarray(y, dtype=float)
-    n = y.shape[0]
-    x = np.arange(n, dtype=float)
-    slope, intercept = np.polyfit(x, y, 1)
-    return intercept + slope * np.arange(n, n + steps, dtype=float)
-
-
 # Autoregressive orders tried (AIC): short memory, one and two years (the yearly lag and the one after it).
 AR_ORDERS = (1, 2, 3, 6, 12, 13, 24, 25)
 AR_MIN_ROWS_PER_PARAM = 3
