@@ -45,7 +45,6 @@ def _setup() -> None:
     django.setup()
     from django.conf import settings
 
-    settings.ROOT_URLCONF = "forecasting.tests.urls_for_tests"  # until portal/urls.py includes forecasting
     settings.ALLOWED_HOSTS = ["*"]
     from portal.celery import app
 

@@ -263,7 +263,7 @@ class CostRecordOutput(serializers.Serializer):
 # --- Forecasts --------------------------------------------------------------------------------
 
 
-def _forecast_body(page: selectors.ForecastPage, *, levels: list[int]) -> dict[str, Any]:
+def forecast_body(page: selectors.ForecastPage, *, levels: list[int]) -> dict[str, Any]:
     state = page.state
     if not state.has_data:
         status_name, run = "no_data", None
@@ -316,7 +316,7 @@ class CostForecastApi(APIView):
         )
 
     def _answer(self, request: Request, page: selectors.ForecastPage, levels: list[int]) -> Response:
-        body = _forecast_body(page, levels=levels)
+        body = forecast_body(page, levels=levels)
         code = {"ready": 200, "pending": 202, "failed": 200, "no_data": 200}[body["status"]]
         return Response(CostForecastOutput(body).data, status=code)
 
@@ -328,17 +328,14 @@ class CostForecastApi(APIView):
     def get(self, request: Request) -> Response:
         serializer = CostForecastRequestInput(data=request.query_params)
         serializer.is_valid(raise_exception=True)
-        page = self._page(request, serializer.validated_data)
-        state = page.state
-        if state.has_data and not state.current and (state.active is None or state.active_is_stale):
-            failed_here = state.failed is not None and state.failed.data_version >= state.dataset.version
-            if not failed_here or state.active_is_stale:
-                run = services.forecast_run_request(organization=request.organization, reason="api")
-                page = self._page(request, serializer.validated_data) if run is None else page
-                if run is not None:
-                    from dataclasses import replace
-
-                    page.state = replace(state, active=run, failed=None)
+        data = serializer.validated_data
+        page = services.forecast_page_refreshed(
+            organization=request.organization,
+            service=data["service"].strip(),
+            horizon=int(data["horizon"]),
+            level=max(data["levels"]),
+            reason="api",
+        )
         return self._answer(request, page, serializer.validated_data["levels"])
 
     @extend_schema(

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
@@ -380,6 +380,30 @@ def forecast_run_request(*, organization: Organization, reason: str) -> Forecast
     )
     transaction.on_commit(lambda: _enqueue("forecast_run_task", run.pk))
     return run
+
+
+def forecast_page_refreshed(
+    *, organization: Organization, service: str, horizon: int, level: int, reason: str
+) -> selectors.ForecastPage:
+    """The forecast page of the API (REST and GraphQL); a stale forecast asks a worker for a new run.
+
+    Unless a run is already active, or this very data already failed (asking again would fail
+    again), a forecast older than the data gets a new run, shown as pending.
+    """
+
+    def load() -> selectors.ForecastPage:
+        return selectors.forecast_page(organization=organization, service=service, horizon=horizon, level=level)
+
+    page = load()
+    state = page.state
+    if state.has_data and not state.current and (state.active is None or state.active_is_stale):
+        failed_here = state.failed is not None and state.failed.data_version >= state.dataset.version
+        if not failed_here or state.active_is_stale:
+            run = forecast_run_request(organization=organization, reason=reason)
+            if run is None:
+                return load()
+            page.state = replace(state, active=run, failed=None)
+    return page
 
 
 @dataclass(frozen=True)

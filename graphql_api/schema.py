@@ -7,7 +7,6 @@ import uuid
 from collections import deque
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import replace
 from typing import Annotated, Any
 
 import strawberry
@@ -22,7 +21,7 @@ from strawberry.types.graphql import OperationType
 from forecasting import periods
 from forecasting import selectors as forecast_selectors
 from forecasting import services as forecast_services
-from forecasting.api import CostForecastRequestInput, _forecast_body
+from forecasting.api import CostForecastRequestInput, forecast_body
 from graphql_api import errors, limits
 from graphql_api import selectors as batch
 from graphql_api import types as t
@@ -138,29 +137,14 @@ class Query:
         serializer = CostForecastRequestInput(data=raw)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        organization = info.context.organization
-
-        def load() -> forecast_selectors.ForecastPage:
-            return forecast_selectors.forecast_page(
-                organization=organization,
-                service=data["service"].strip(),
-                horizon=int(data["horizon"]),
-                level=max(data["levels"]),
-            )
-
-        page = load()
-        # As GET /api/v1/costs/forecast/ (forecasting.api.CostForecastApi.get): a stale forecast
-        # asks a worker for a new run, unless one is running or this data already failed.
-        state = page.state
-        if state.has_data and not state.current and (state.active is None or state.active_is_stale):
-            failed_here = state.failed is not None and state.failed.data_version >= state.dataset.version
-            if not failed_here or state.active_is_stale:
-                run = forecast_services.forecast_run_request(organization=organization, reason="api")
-                if run is None:
-                    page = load()
-                else:
-                    page.state = replace(state, active=run, failed=None)
-        return t.Forecast.from_body(_forecast_body(page, levels=data["levels"]))
+        page = forecast_services.forecast_page_refreshed(
+            organization=info.context.organization,
+            service=data["service"].strip(),
+            horizon=int(data["horizon"]),
+            level=max(data["levels"]),
+            reason="api",
+        )
+        return t.Forecast.from_body(forecast_body(page, levels=data["levels"]))
 
     @strawberry.field(description="The organization's webhook endpoints with their health.")
     def webhook_endpoints(self, info: Info) -> list[t.WebhookEndpoint]:

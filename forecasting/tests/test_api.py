@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import date
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
 from django.urls import reverse
 from pypdf import PdfReader
 from rest_framework.test import APIClient
@@ -18,7 +18,7 @@ from forecasting.models import Budget, CostImport, CostRecord, ForecastRun, Reso
 from forecasting.tests.conftest import SAMPLES, load_costs, synthetic_costs
 from portal import services as portal_services
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("forecasting.tests.urls_for_tests")]
+pytestmark = pytest.mark.django_db
 
 
 def url(name, *args):
@@ -242,6 +242,8 @@ def test_lists_cost_a_fixed_number_of_queries(api_client, forecast, organization
         api_client.get(url("recommendations"))
 
 
-def test_the_openapi_schema_generates_without_warnings(settings):
-    settings.ROOT_URLCONF = "forecasting.tests.urls_for_tests"
-    call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+def test_every_costs_route_is_in_the_openapi_schema(client):
+    # The schema as a whole validates without warnings (portal/tests/test_api.py); here: ours is in it.
+    paths = json.loads(client.get(reverse("api-schema"), HTTP_ACCEPT="application/json").content)["paths"]
+    for route in ("forecast", "breakdown", "export/{fmt}", "budgets", "budgets/{public_id}", "recommendations", "imports"):
+        assert f"/api/v1/costs/{route}/" in paths, route

@@ -15,7 +15,6 @@ from portal.tests.factories import PASSWORD
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.browser,
-    pytest.mark.urls("forecasting.tests.urls_for_tests"),
 ]
 
 

@@ -17,7 +17,7 @@ from forecasting.models import CostDataset, CostImport, CostRecord, ForecastRun,
 from forecasting.tests.conftest import SAMPLES
 from portal.models import Event
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("forecasting.tests.urls_for_tests")]
+pytestmark = pytest.mark.django_db
 
 FOCUS = (SAMPLES / "focus_1_0.csv").read_bytes()
 CUR = (SAMPLES / "aws_cur.csv").read_bytes()

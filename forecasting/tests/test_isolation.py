@@ -12,7 +12,7 @@ from forecasting.tests.conftest import load_costs, synthetic_costs
 from portal import services as portal_services
 from portal.testing import assert_cross_org_404
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("forecasting.tests.urls_for_tests")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

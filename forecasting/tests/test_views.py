@@ -18,7 +18,7 @@ from forecasting import services
 from forecasting.models import Budget, ForecastRun, ResourceUtilization
 from forecasting.tests.conftest import compute_forecast, load_costs, synthetic_costs
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("forecasting.tests.urls_for_tests")]
+pytestmark = pytest.mark.django_db
 SVG = "{http://www.w3.org/2000/svg}"
 
 
