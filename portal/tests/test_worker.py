@@ -2,6 +2,7 @@
 
 import threading
 import time
+import uuid
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -16,12 +17,19 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 @pytest.fixture
 def real_worker():
+    # A private queue: the live-stack worker of other tests (conftest.live_stack) shares this
+    # broker database and would otherwise take these tasks, without this test's subscribers.
+    queue, default_queue = f"portal-worker-test-{uuid.uuid4().hex}", app.conf.task_default_queue
     app.conf.task_always_eager = False
+    app.conf.task_default_queue = queue  # read per send by Celery's router
     try:
-        with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=10):
+        with start_worker(
+            app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=10, queues=[queue]
+        ):
             yield
     finally:
         app.conf.task_always_eager = True
+        app.conf.task_default_queue = default_queue
 
 
 def _wait_for(predicate, timeout=20.0):
