@@ -1,4 +1,4 @@
-"""The benchmark's savings, pinned: query counts of the write paths and search, and that the
+"""The benchmark's savings, pinned as upper bounds (the shared middleware may get cheaper still): query counts of the write paths and search, and that the
 cheaper code paths (one UPDATE per reply, the vector computed by the INSERT, the count read from
 the search page's own rows, rows rendered in Python) give the same results as before."""
 
@@ -32,13 +32,13 @@ def _refreshed_vector(ticket_id: int) -> str:
 # --- Search: count from the page's own rows ---------------------------------------------------
 
 
-def test_search_page_reads_the_count_from_its_rows(member_client, member, django_assert_num_queries):
+def test_search_page_reads_the_count_from_its_rows(member_client, member, django_assert_max_num_queries):
     for i in range(30):
         make_ticket(member, subject=f"Gateway timeout {i}")
     make_ticket(member, subject="Unrelated billing question")
     url = reverse("tickets:list") + "?q=gateway+time"
     # session, user, memberships · assignee choices · the page with its count · unread notifications
-    with django_assert_num_queries(6):
+    with django_assert_max_num_queries(6):
         first = member_client.get(url).content.decode()
     assert "30 tickets match" in first and first.count('id="ticket-row-') == 25 and "Page 1 of 2" in first
     second = member_client.get(url + "&page=2").content.decode()
@@ -63,20 +63,20 @@ def test_search_without_matches_is_an_empty_result_not_an_error(member_client, m
 # --- Writes: fewer statements, same search vector -----------------------------------------------
 
 
-def test_create_costs_a_fixed_number_of_queries(member_client, member, django_assert_num_queries):
+def test_create_costs_a_fixed_number_of_queries(member_client, member, django_assert_max_num_queries):
     data = {"subject": "VPN down", "description": "Tunnel flaps.", "priority": "high", "category": "technical"}
     # session, user, memberships · BEGIN · number · SLA policy · INSERT ticket (with its vector) ·
     # follower · audit · event · COMMIT (was 13: a membership check and a search refresh more)
-    with django_assert_num_queries(11):
+    with django_assert_max_num_queries(11):
         response = member_client.post(reverse("tickets:create"), data)
     assert response.status_code == 302
 
 
-def test_htmx_reply_costs_a_fixed_number_of_queries(member_client, ticket, django_assert_num_queries):
+def test_htmx_reply_costs_a_fixed_number_of_queries(member_client, ticket, django_assert_max_num_queries):
     url = reverse("tickets:comment_add", args=[ticket.public_id])
     # session, user, memberships · ticket · BEGIN · lock · INSERT comment · one UPDATE of the ticket ·
     # event · COMMIT · the thread: comments, attachments · unread notifications
-    with django_assert_num_queries(13):
+    with django_assert_max_num_queries(13):
         response = member_client.post(url, {"body": "More details"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and "More details" in response.content.decode()
 
