@@ -106,12 +106,13 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "portal",
+    # Event subscribers run in this order (portal.events.event_dispatch): live pushes first,
+    # then webhook fan-out, then the slower e-mail rendering; neither push nor webhook's first
+    # attempt waits for e-mail (bench/ws_RESULTS.md, bench/webhooks_RESULTS.md).
+    "notifications",
+    "webhooks",
     "tickets",
     "forecasting",
-    # Before notifications: event subscribers run in this order, and a webhook's first attempt
-    # should not wait for the notification fan-out (bench/webhooks_RESULTS.md).
-    "webhooks",
-    "notifications",
     "graphql_api",
 ]
 
@@ -274,6 +275,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 
+# Sessions read through the Redis cache, written to PostgreSQL too (a cache flush signs nobody
+# out): one query fewer on every signed-in page.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
