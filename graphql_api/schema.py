@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import strawberry
 from channels.db import database_sync_to_async
-from django.contrib.auth import get_user_model
 from django.http import Http404
 from django.utils import timezone
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter
@@ -32,8 +31,6 @@ from portal import selectors as portal_selectors
 from tickets import selectors as ticket_selectors
 from tickets import services as ticket_services
 from webhooks import selectors as webhook_selectors
-
-User = get_user_model()
 
 
 def _ticket_detail(info: Info, public_id: Any) -> Any:
@@ -185,8 +182,7 @@ class Mutation:
         if _set(input.assignee):
             changes["assignee"] = input.assignee
             if input.assignee is not None:
-                # As the REST view: an assignee is an active support agent.
-                changes["assignee"] = User.objects.filter(pk=input.assignee, is_staff=True, is_active=True).first()
+                changes["assignee"] = ticket_selectors.agent_get(user_id=input.assignee)
                 if changes["assignee"] is None:
                     raise errors.ApiError(
                         "No active support agent has this id.",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -14,8 +13,6 @@ from rest_framework.views import APIView
 from portal.api import paginated_response
 from tickets import selectors, services
 from tickets.models import BODY_MAX, SUBJECT_MAX, Category, Priority, Queue, Status
-
-User = get_user_model()
 
 
 class PersonOutput(serializers.Serializer):
@@ -179,7 +176,7 @@ class TicketDetailApi(APIView):
         serializer.is_valid(raise_exception=True)
         changes = dict(serializer.validated_data)
         if "assignee" in changes and changes["assignee"] is not None:
-            changes["assignee"] = User.objects.filter(pk=changes["assignee"], is_staff=True, is_active=True).first()
+            changes["assignee"] = selectors.agent_get(user_id=changes["assignee"])
             if changes["assignee"] is None:
                 raise serializers.ValidationError({"assignee": ["No active support agent has this id."]})
         services.ticket_update(ticket=ticket, actor=request.user, **changes)

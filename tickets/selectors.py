@@ -263,6 +263,11 @@ def attachment_get(*, organization: Organization, ticket: Ticket, public_id: Any
     return scoped_get_or_404(queryset, organization=organization, public_id=public_id)
 
 
+def agent_get(*, user_id: Any) -> Any | None:
+    """The active support agent with this id, or None: who can be a ticket's assignee."""
+    return User.objects.filter(pk=user_id, is_staff=True, is_active=True).first()
+
+
 def assignee_choices(*, organization: Organization) -> list[tuple[int, str]]:
     """Agents who have tickets in this organization (for the list filter)."""
     ids = Ticket.objects.for_organization(organization).exclude(assignee=None).values("assignee_id").distinct()
