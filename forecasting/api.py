@@ -25,18 +25,10 @@ from forecasting import conf, periods, selectors, services
 from forecasting.engine import ALLOWED_HORIZONS, ALLOWED_LEVELS
 from forecasting.models import SERVICE_MAX, CostAnomaly, CostImport
 from forecasting.views import EXPORT_TYPES, export_response
-from portal.api import paginated_response
+from portal.api import paginated_response, reject_unknown_fields
 from portal.permissions import IsOrganizationAdmin, IsOrganizationMember
 
 # --- Shared helpers ---------------------------------------------------------------------------
-
-
-def _reject_unknown(data: Any, allowed: set[str]) -> None:
-    if not isinstance(data, dict):
-        raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
 
 
 def _date_param(request: Request, name: str) -> date | None:
@@ -345,7 +337,7 @@ class CostForecastApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, dict) else None
-        _reject_unknown(data, set(CostForecastGenerateInput().fields))
+        reject_unknown_fields(data, set(CostForecastGenerateInput().fields))
         serializer = CostForecastGenerateInput(data=data)
         serializer.is_valid(raise_exception=True)
         page = self._page(request, serializer.validated_data)
@@ -480,7 +472,7 @@ class BudgetListCreateApi(APIView):
 
     @extend_schema(request=BudgetCreateInput, responses={201: BudgetDetailOutput}, summary="Add a budget (org admins)")
     def post(self, request: Request) -> Response:
-        _reject_unknown(request.data, {"service", "amount", "thresholds"})
+        reject_unknown_fields(request.data, {"service", "amount", "thresholds"})
         serializer = self.BudgetCreateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -513,7 +505,7 @@ class BudgetDetailApi(APIView):
     @extend_schema(request=BudgetUpdateInput, responses=BudgetDetailOutput, summary="Change a budget (org admins)")
     def patch(self, request: Request, public_id: Any) -> Response:
         budget = selectors.budget_get(organization=request.organization, public_id=public_id)
-        _reject_unknown(request.data, {"amount", "thresholds"})
+        reject_unknown_fields(request.data, {"amount", "thresholds"})
         serializer = self.BudgetUpdateInput(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.budget_update(budget=budget, actor=request.user, **serializer.validated_data)

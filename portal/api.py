@@ -26,6 +26,18 @@ def paginated_response(request: Request, view: APIView, queryset: QuerySet, seri
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
+def reject_unknown_fields(data: Any, allowed: set[str]) -> None:
+    """400 for a body that is not a JSON object or names fields the operation does not take.
+
+    A typo in a field name must be an error, not a silently ignored change.
+    """
+    if not isinstance(data, dict):
+        raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+
+
 # --- Me ---------------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.api import paginated_response
+from portal.api import paginated_response, reject_unknown_fields
 from webhooks import selectors, services
 from webhooks.models import DESCRIPTION_MAX, DeliveryState, Endpoint
 from webhooks.ssrf import MAX_URL_LENGTH
@@ -39,14 +39,6 @@ def _datetime_param(request: Request, name: str) -> datetime | None:
         return serializers.DateTimeField().to_internal_value(raw)
     except serializers.ValidationError as exc:
         raise serializers.ValidationError({name: exc.detail}) from None
-
-
-def _reject_unknown(data: Any, allowed: set[str]) -> None:
-    if not isinstance(data, dict):
-        raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
 
 
 # --- Output serializers ---------------------------------------------------------------------------
@@ -175,7 +167,7 @@ class WebhookEndpointListCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         _require_admin(request)
-        _reject_unknown(request.data, set(self.WebhookEndpointCreateInput().fields))
+        reject_unknown_fields(request.data, set(self.WebhookEndpointCreateInput().fields))
         serializer = self.WebhookEndpointCreateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         endpoint = services.endpoint_create(
@@ -201,7 +193,7 @@ class WebhookEndpointDetailApi(APIView):
     def patch(self, request: Request, public_id: Any) -> Response:
         _require_admin(request)
         endpoint = _endpoint(request, public_id)
-        _reject_unknown(request.data, set(self.WebhookEndpointUpdateInput().fields))
+        reject_unknown_fields(request.data, set(self.WebhookEndpointUpdateInput().fields))
         serializer = self.WebhookEndpointUpdateInput(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         endpoint = services.endpoint_update(
@@ -270,7 +262,7 @@ class WebhookEndpointEnableApi(APIView):
     def post(self, request: Request, public_id: Any) -> Response:
         _require_admin(request)
         endpoint = _endpoint(request, public_id)
-        _reject_unknown(request.data or {}, {"recover_since"})
+        reject_unknown_fields(request.data or {}, {"recover_since"})
         serializer = self.WebhookEnableInput(data=request.data or {})
         serializer.is_valid(raise_exception=True)
         result = services.endpoint_enable(
@@ -290,7 +282,7 @@ class WebhookEndpointDisableApi(APIView):
     def post(self, request: Request, public_id: Any) -> Response:
         _require_admin(request)
         endpoint = _endpoint(request, public_id)
-        _reject_unknown(request.data or {}, {"reason"})
+        reject_unknown_fields(request.data or {}, {"reason"})
         serializer = self.WebhookDisableInput(data=request.data or {})
         serializer.is_valid(raise_exception=True)
         services.endpoint_disable(endpoint=endpoint, actor_membership=request.membership, **serializer.validated_data)
@@ -309,7 +301,7 @@ class WebhookEndpointRecoverApi(APIView):
     def post(self, request: Request, public_id: Any) -> Response:
         _require_admin(request)
         endpoint = _endpoint(request, public_id)
-        _reject_unknown(request.data, {"since"})
+        reject_unknown_fields(request.data, {"since"})
         serializer = self.WebhookRecoverInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.endpoint_recover(
