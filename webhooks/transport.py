@@ -45,9 +45,11 @@ import enum
 import functools
 import http.client
 import io
+import ipaddress
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -157,14 +159,38 @@ def send(
     request_headers = {"Host": target.host_header, **request_headers}
     attempt.request_headers = request_headers
     sock: socket.socket | None = None
+    # A connection kept from an earlier attempt to this very checked address is used first; if
+    # the receiver closed it meanwhile (nothing of a response arrived), one fresh connection.
+    pool_key = (target.scheme, target.host, target.port, ssl_context is None)
+    idle = _POOL.take(pool_key, addresses=addresses)
     try:
+        if idle is not None:
+            sock, ip = idle
+            attempt.remote_address = str(ip)
+            try:
+                result, reusable = _exchange(
+                    sock=_DeadlineSocket(sock=sock, deadline=deadline),
+                    target=target,
+                    headers=request_headers,
+                    body=body,
+                    max_response_bytes=max_response_bytes,
+                    attempt=attempt,
+                )
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                sock.close()
+                sock = None
+            else:
+                if reusable:
+                    _POOL.put(pool_key, sock, ip)
+                    sock = None
+                return result
         sock = _connect(addresses=addresses, port=target.port, deadline=deadline, attempt=attempt)
         if target.scheme == "https":
             attempt.stage = "TLS handshake"
             sock = _tls_wrap(
                 sock=sock, host=target.host, context=ssl_context or _default_ssl_context(), deadline=deadline
             )
-        return _exchange(
+        result, reusable = _exchange(
             sock=_DeadlineSocket(sock=sock, deadline=deadline),
             target=target,
             headers=request_headers,
@@ -172,6 +198,10 @@ def send(
             max_response_bytes=max_response_bytes,
             attempt=attempt,
         )
+        if reusable and attempt.remote_address is not None:
+            _POOL.put(pool_key, sock, ipaddress.ip_address(attempt.remote_address))
+            sock = None
+        return result
     except TimeoutError:
         return attempt.result(
             outcome=Outcome.RETRY,
@@ -277,9 +307,8 @@ def _request_headers(*, headers: Mapping[str, str], body: bytes) -> dict[str, st
     if "accept-encoding" not in lowered:
         checked["Accept-Encoding"] = "identity"
     checked["Content-Length"] = str(len(body))
-    # One request per connection: nothing to pool across attempts, and a closed connection
-    # is the simplest way to stop reading a body we truncated.
-    checked["Connection"] = "close"
+    # HTTP/1.1 connections stay open by default: a connection whose response was read to its
+    # end is kept for the next attempt to the same address (see _ConnectionPool).
     return checked
 
 
@@ -294,6 +323,7 @@ def _connect(*, addresses: list[ssrf.IPAddress], port: int, deadline: float, att
             sock.settimeout(_remaining(deadline))
             # A numeric address: the kernel connects to exactly what we checked, no lookup.
             sock.connect((str(ip), port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # requests are written whole
         except TimeoutError:
             sock.close()
             raise
@@ -327,7 +357,8 @@ def _exchange(
     body: bytes,
     max_response_bytes: int,
     attempt: _Attempt,
-) -> AttemptResult:
+) -> tuple[AttemptResult, bool]:
+    """The request and its response; True when the connection may carry the next attempt."""
     connection = _PinnedConnection(sock=sock, target=target)
     attempt.stage = "sending the request"
     connection.putrequest("POST", target.request_target, skip_host=True, skip_accept_encoding=True)
@@ -381,8 +412,10 @@ def _exchange(
 
     if incomplete is not None:
         error_class, message = incomplete
-        return attempt.result(outcome=Outcome.RETRY, error_class=error_class, error_message=message, **fields)
+        return attempt.result(outcome=Outcome.RETRY, error_class=error_class, error_message=message, **fields), False
 
+    # Reusable only when the whole response was read and the receiver did not ask to close.
+    reusable = ended and not truncated and not response.will_close
     outcome = outcome_for_status(status=status)
     if 300 <= status < 400:
         location = response_headers.get("location", "(no Location header)")
@@ -391,10 +424,65 @@ def _exchange(
             error_class="redirect",
             error_message=f"Redirect ({status}) to {location} not followed; update the endpoint URL.",
             **fields,
-        )
+        ), reusable
     if outcome is Outcome.RETRY:
         fields["retry_after_seconds"] = retry_after_parse(value=response_headers.get("retry-after"))
-    return attempt.result(outcome=outcome, **fields)
+    return attempt.result(outcome=outcome, **fields), reusable
+
+
+class _ConnectionPool:
+    """Idle connections of this process, per (scheme, host, port) and checked address.
+
+    Only a connection whose response was read to its end is kept, for at most
+    ``IDLE_SECONDS`` (below the 5 s keep-alive timeout of common servers, so we rarely write
+    to a connection the receiver is closing), and it is handed out only for an address that
+    passed the SSRF checks of the attempt at hand. Bounded per key and in total.
+    """
+
+    IDLE_SECONDS = 4.0
+    PER_KEY = 8
+    TOTAL = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple, list[tuple[socket.socket, ssrf.IPAddress, float]]] = {}
+        self._count = 0
+
+    def take(self, key: tuple, *, addresses: list[ssrf.IPAddress]) -> tuple[socket.socket, ssrf.IPAddress] | None:
+        now = time.monotonic()
+        stale: list[socket.socket] = []
+        found = None
+        with self._lock:
+            entries = self._idle.get(key, [])
+            while entries:
+                sock, ip, since = entries.pop()
+                self._count -= 1
+                if now - since < self.IDLE_SECONDS and ip in addresses:
+                    found = (sock, ip)
+                    break
+                stale.append(sock)
+        for sock in stale:
+            sock.close()
+        return found
+
+    def put(self, key: tuple, sock: socket.socket, ip: ssrf.IPAddress) -> None:
+        with self._lock:
+            entries = self._idle.setdefault(key, [])
+            if len(entries) < self.PER_KEY and self._count < self.TOTAL:
+                entries.append((sock, ip, time.monotonic()))
+                self._count += 1
+                return
+        sock.close()
+
+    def clear(self) -> None:
+        with self._lock:
+            idle, self._idle, self._count = self._idle, {}, 0
+        for entries in idle.values():
+            for sock, _ip, _since in entries:
+                sock.close()
+
+
+_POOL = _ConnectionPool()
 
 
 class _PinnedConnection(http.client.HTTPConnection):

@@ -179,6 +179,9 @@ class _Server:
                         conn, address = self._listening.accept()
                     except OSError:
                         continue
+                    # As real servers do: small writes (headers, then body) leave at once instead
+                    # of waiting ~40 ms for the client's delayed ACK on a kept-alive connection.
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     self._accepted(conn, address)
 
     def _accepted(self, conn: socket.socket, address: tuple[str, int]) -> None:
@@ -318,7 +321,8 @@ class Receiver(_Server):
         """Send ``reply``; True when the connection may serve another request."""
         if reply.delay and self._stopping.wait(reply.delay):
             return False
-        keep_alive = keep_alive and reply.raw is None
+        # Raw bytes and a wrong Content-Length are misbehaviours that end the connection.
+        keep_alive = keep_alive and reply.raw is None and reply.content_length is None
         limit = reply.close_after if reply.close_after is not None else reply.stall_after
         written = 0
         for index, piece in enumerate(_stream(reply, keep_alive=keep_alive)):

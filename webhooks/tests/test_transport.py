@@ -79,7 +79,7 @@ def test_a_signed_delivery_arrives_intact_and_verifies_with_standardwebhooks_dur
     assert (request.method, request.target, request.body) == ("POST", "/hooks/in?source=securebase", BODY)
     assert request.header("host") == f"127.0.0.1:{receiver.port}"
     assert request.header("content-length") == str(len(BODY))
-    assert request.header("connection") == "close"
+    assert request.header("connection") is None  # HTTP/1.1: the connection may be kept for the next attempt
     assert request.header("webhook-id") == msg_id
     assert dict(request.headers) == result.request_headers  # the log shows exactly what was sent
     assert Webhook(old).verify(request.body, request.header_map) == {
@@ -425,7 +425,9 @@ def test_the_worker_stays_healthy_after_many_failures():
     assert outcomes == {Outcome.RETRY, Outcome.SUCCESS}  # the huge body succeeds, the rest retry
     assert result.outcome is Outcome.SUCCESS
     # Measured once the receiver (which holds the server ends) has stopped: every attempt
-    # closed its own socket, whatever went wrong.
+    # closed its own socket, whatever went wrong; only the last, complete one was kept for reuse.
+    assert len(os.listdir("/proc/self/fd")) <= fds_before + 1
+    transport._POOL.clear()
     assert len(os.listdir("/proc/self/fd")) <= fds_before
 
 
@@ -588,3 +590,56 @@ def test_headers_the_transport_cannot_send_safely_fail_without_connecting(listen
 
     assert (result.outcome, result.error_class) == (Outcome.FAIL, "invalid_request")
     assert listener.connection_count == 0
+
+
+# --- connections kept between attempts ------------------------------------------------------------
+
+
+@pytest.fixture
+def empty_pool():
+    transport._POOL.clear()  # nothing kept from an earlier test (a receiver may reuse a port)
+    yield
+    transport._POOL.clear()
+
+
+def _kept(receiver) -> list:
+    key = ("http", "127.0.0.1", receiver.port, True)
+    return [sock for sock, _ip, _since in transport._POOL._idle.get(key, [])]
+
+
+def test_a_complete_response_leaves_the_connection_for_the_next_attempt(receiver, empty_pool):
+    first, second = post(receiver.url("/a")), post(receiver.url("/b"))
+
+    assert first.outcome is second.outcome is Outcome.SUCCESS
+    one, two = receiver.requests
+    assert one.client == two.client  # the same TCP connection carried both
+    assert len(_kept(receiver)) == 1
+
+
+def test_a_kept_connection_the_receiver_has_closed_is_replaced_without_a_failed_attempt(receiver, empty_pool):
+    assert post(receiver.url("/a")).outcome is Outcome.SUCCESS
+    [kept] = _kept(receiver)
+    kept.shutdown(socket.SHUT_RDWR)  # as if the receiver had dropped the idle connection
+
+    result = post(receiver.url("/b"))
+
+    assert (result.outcome, result.status, result.error_class) == (Outcome.SUCCESS, 200, None)
+    one, two = receiver.requests
+    assert two.path == "/b" and one.client != two.client
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(Reply(headers={"Connection": "close"}), id="receiver-asks-to-close"),
+        pytest.param(Reply(body=b"b" * (transport.DEFAULT_MAX_RESPONSE_BYTES + 10)), id="body-past-the-cap"),
+        pytest.param(Reply(status=503), id="error-status-kept-too"),
+    ],
+)
+def test_only_connections_whose_response_was_read_to_the_end_and_not_closing_are_kept(receiver, reply, empty_pool):
+    receiver.reply_with(reply)
+
+    post(receiver.url("/"))
+
+    expected = 1 if reply.status == 503 else 0
+    assert len(_kept(receiver)) == expected
