@@ -54,8 +54,10 @@ RECOVER_MAX_MESSAGES = 10_000
 # Recovered deliveries are spread out rather than due all at once: 10,000 messages reach one
 # endpoint over ~100 s instead of as one burst.
 RECOVER_SPACING = timedelta(milliseconds=10)
-# Deliveries per task: one claim, one batch of parallel requests, a few bulk writes.
-BATCH_SIZE = 50
+# Deliveries per task: one claim, one batch of parallel requests, a few bulk writes. An event
+# for 100 endpoints is one task: per-task costs (broker, claim, record transactions, endpoint
+# health) halved against 50 and took throughput from ~500/s to ~590/s (bench/webhooks_RESULTS.md).
+BATCH_SIZE = 100
 SWEEP_LIMIT = 500
 SWEEP_MAX_ROUNDS = 10
 # A delivery whose worker died this many times is dead rather than retried forever (poison).
