@@ -175,6 +175,40 @@ class LiveStack:
     def __init__(self, url: str, ws_url: str) -> None:
         self.url, self.ws_url = url, ws_url
 
+    @staticmethod
+    def settle(timeout: float = 20) -> None:
+        """Wait until the worker has dispatched every event and sent every push.
+
+        Before a test's database is flushed: a TRUNCATE racing the worker's last transaction
+        deadlocks, and what the flush left would leak into the next test.
+        """
+        import time
+
+        from notifications.models import Push
+        from portal.models import Event
+
+        deadline = time.monotonic() + timeout
+        while (
+            Event.objects.filter(dispatched_at__isnull=True).exists()
+            or Push.objects.filter(sent_at__isnull=True).exists()
+        ):
+            assert time.monotonic() < deadline, "the live-stack worker did not catch up"
+            time.sleep(0.1)
+        time.sleep(0.2)  # the task that set the last mark is still returning
+
+
+@pytest.fixture
+def real_celery(live_stack):
+    """Tasks go through Redis to the live stack's worker instead of running inline."""
+    from portal.celery import app
+
+    app.conf.task_always_eager = False
+    try:
+        yield
+        live_stack.settle()
+    finally:
+        app.conf.task_always_eager = True
+
 
 def _free_port() -> int:
     import socket

@@ -17,14 +17,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 PROTOCOL = "graphql-transport-ws"
 
 
-@pytest.fixture
-def real_celery():
-    """Tasks go through Redis to the live stack's worker instead of running inline."""
-    from portal.celery import app
-
-    app.conf.task_always_eager = False
-    yield
-    app.conf.task_always_eager = True
 
 
 def _url(live_stack):

@@ -9,15 +9,6 @@ from tickets.tests.factories import make_agent, make_ticket
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
 
 
-@pytest.fixture
-def real_celery():
-    from portal.celery import app
-
-    app.conf.task_always_eager = False
-    yield
-    app.conf.task_always_eager = True
-
-
 def _signed_in_context(browser, live_stack, user):
     client = Client()
     client.force_login(user)
@@ -86,21 +77,6 @@ def _badge_after_reply(ticket, agent, body):
     _in_thread(ticket_services.comment_create, ticket=ticket, author=agent, body=body)
 
 
-def _settle(timeout=15):
-    """Wait until the worker has dispatched every event and sent every push."""
-    import time
-
-    from notifications.models import Push
-    from portal.models import Event
-
-    deadline = time.monotonic() + timeout
-    while (
-        Event.objects.filter(dispatched_at__isnull=True).exists() or Push.objects.filter(sent_at__isnull=True).exists()
-    ):
-        assert time.monotonic() < deadline, "the worker did not catch up"
-        time.sleep(0.1)
-
-
 def _wait_until(page, condition, timeout=10.0):
     """Wait while letting Playwright deliver its events (time.sleep would block them)."""
     import time
@@ -120,7 +96,7 @@ def _close(code, user_id):
 def test_browser_reconnects_after_a_server_close_and_catches_up(browser, live_stack, real_celery, member):
     agent = make_agent()
     ticket = make_ticket(member, subject="Reconnect test")
-    _settle()
+    live_stack.settle()
     page = _signed_in_context(browser, live_stack, member.user).new_page()
     page.goto(f"{live_stack.url}/tickets/{ticket.public_id}/")
     expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
@@ -150,7 +126,7 @@ def test_signed_out_close_code_stops_retrying(browser, live_stack, member):
 def test_without_websocket_the_page_polls_every_30_seconds(browser, live_stack, real_celery, member):
     agent = make_agent()
     ticket = make_ticket(member, subject="Polling test")
-    _settle()
+    live_stack.settle()
     context = _signed_in_context(browser, live_stack, member.user)
     context.add_init_script("delete window.WebSocket")
     page = context.new_page()
@@ -163,7 +139,7 @@ def test_without_websocket_the_page_polls_every_30_seconds(browser, live_stack, 
     _wait_until(page, lambda: len(polls) == 2)
     assert polls[-1] == 304
     _badge_after_reply(ticket, agent, "seen by polling")
-    _settle()  # the worker has written the pushes
+    live_stack.settle()  # the worker has written the pushes
     page.clock.run_for(30_000)
     expect(page.locator("#ticket-comments")).to_contain_text("seen by polling", timeout=10_000)
     expect(page.locator("#notification-badge")).to_contain_text("1")

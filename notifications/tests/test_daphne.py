@@ -25,14 +25,6 @@ def _wait_pushed(*, total, timeout=30):
         time.sleep(0.1)
 
 
-@pytest.fixture
-def real_celery():
-    """Tasks go through Redis to the live stack's worker instead of running inline."""
-    from portal.celery import app
-
-    app.conf.task_always_eager = False
-    yield
-    app.conf.task_always_eager = True
 
 
 def _receive_json(ws, *, until=None, timeout=30.0, quiet=1.0):
