@@ -22,7 +22,6 @@ from forecasting import selectors as forecast_selectors
 from forecasting import services as forecast_services
 from forecasting.api import CostForecastRequestInput, forecast_body
 from graphql_api import errors, limits
-from graphql_api import selectors as batch
 from graphql_api import types as t
 from notifications import selectors as notification_selectors
 from notifications import services as notification_services
@@ -43,7 +42,7 @@ def _ticket_detail(info: Info, public_id: Any) -> Any:
 
 def metrics_for(context: Any) -> t.Metrics:
     organization = context.organization
-    counts = batch.ticket_counts(organization=organization)
+    counts = ticket_selectors.ticket_counts(organization=organization)
     month = periods.month_start(timezone.now().date())
     spent = forecast_selectors.month_to_date(organization=organization, month=month)[forecast_selectors.TOTAL]
     state = forecast_selectors.forecast_state(organization=organization)

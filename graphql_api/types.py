@@ -19,8 +19,8 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from graphql_api import errors
-from graphql_api import selectors as batch
 from notifications.models import Kind
+from tickets import selectors as ticket_selectors
 from tickets import services as ticket_services
 from tickets.models import Category, Priority, Queue, Status
 
@@ -173,13 +173,13 @@ def _page_load(ticket: Any, info: Info, what: str) -> Any:
         ids = [t.pk for t in group]
         context = info.context
         if what == "comments":
-            loaded: dict[int, Any] = batch.comments_by_ticket(
+            loaded: dict[int, Any] = ticket_selectors.comments_by_ticket(
                 organization=context.organization, ticket_ids=ids, include_internal=context.agent
             )
         elif what == "files":
-            loaded = batch.ticket_files_by_ticket(organization=context.organization, ticket_ids=ids)
+            loaded = ticket_selectors.ticket_files_by_ticket(organization=context.organization, ticket_ids=ids)
         else:
-            loaded = batch.descriptions_by_ticket(organization=context.organization, ticket_ids=ids)
+            loaded = ticket_selectors.descriptions_by_ticket(organization=context.organization, ticket_ids=ids)
         for member in group:
             setattr(member, attr, loaded.get(member.pk))
     return getattr(ticket, attr)
