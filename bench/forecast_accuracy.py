@@ -2,7 +2,9 @@
 
 Run: ``.venv/bin/python bench/forecast_accuracy.py`` (no Django, no network: every series ships inside the
 statsmodels and pmdarima wheels). Options: ``--windows`` adds the short-history study (36 months of training,
-12 held out, at ``--per-dataset`` positions spread over the last 20 years of every dataset).
+12 held out, at ``--per-dataset`` positions spread over the last 20 years of every dataset); ``--dev`` adds the
+development hold-outs on which the engine's long-history rules were chosen (12 months held out, ending 12, 24
+and 36 months before each dataset's test year, so no test month is involved; ``--dev-ends`` changes them).
 
 What is measured, per method: MAPE (%) over the 12 held-out months and the share of held-out months inside
 the 65/80/95 % bands. The baselines' bands:
@@ -218,6 +220,12 @@ def main() -> None:
     parser.add_argument("--windows", action="store_true", help="add the 36-month-window study")
     parser.add_argument("--per-dataset", type=int, default=8, help="windows per dataset (default 8)")
     parser.add_argument("--train-months", type=int, default=36)
+    parser.add_argument("--dev", action="store_true", help="add the development hold-outs (before the test year)")
+    parser.add_argument(
+        "--dev-ends",
+        default="12,24,36",
+        help="months before the test year at which dev hold-outs end (default 12,24,36)",
+    )
     args = parser.parse_args()
     logging.getLogger("cmdstanpy").disabled = True
     logging.getLogger("prophet").setLevel(logging.ERROR)
@@ -240,6 +248,22 @@ def main() -> None:
             evaluate(d.months[:-HOLDOUT], d.values[:-HOLDOUT], d.values[-HOLDOUT:], m, sc)
             rows[d.name][m] = sc
     print_table("Full history, last 12 months held out", rows)
+
+    if args.dev:
+        offsets = [int(part) for part in args.dev_ends.split(",")]
+        rows_d: dict[str, dict[str, Score]] = {}
+        for d in datasets:
+            rows_d[d.name] = {m: new_score() for m in METHODS}
+            for offset in offsets:
+                end = len(d.values) - offset
+                tm, ty = d.months[: end - HOLDOUT], d.values[: end - HOLDOUT]
+                for m in METHODS:
+                    evaluate(tm, ty, d.values[end - HOLDOUT : end], m, rows_d[d.name][m])
+        print(
+            f"\nDevelopment hold-outs: {len(datasets) * len(offsets)} hold-outs of {HOLDOUT} months, ending "
+            f"{', '.join(map(str, offsets))} months before each dataset's test year (full history before each)."
+        )
+        print_table("Development hold-outs (full history before each)", rows_d)
 
     if args.windows:
         train = args.train_months
