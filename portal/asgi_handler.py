@@ -8,7 +8,14 @@ documented answer is to turn persistent connections off under ASGI. This handler
 each request a one-thread executor from a free list (asgiref's ``ThreadSensitiveContext(executor=)``
 exists for this): the same thread semantics per request (one thread runs all of the request's
 sync code, one request at a time per thread), threads and their connections kept across
-requests, as under a threaded WSGI server. See docs/adr/0015-asgi-request-threads.md.
+requests, as under a threaded WSGI server.
+
+It also runs the middleware chain in Django's sync mode, in one call on that thread. In async mode
+Django adapts each change between sync and async middleware (ours and Django's are sync; axes,
+django-htmx and django-cors-headers are async-capable), so a request went loop → thread → loop
+(axes) → thread (view) and back, each hop a wake-up of the other thread. Every view of the portal is
+sync; an async view would still work (Django's sync handler runs it with ``async_to_sync``).
+See docs/adr/0015-asgi-request-threads.md.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import django
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.base import BaseHandler
 from django.db import connections
 
 # Threads kept idle between requests; more concurrent requests than this get a thread of
@@ -27,8 +35,13 @@ MAX_IDLE_THREADS = 16
 
 class ReusedThreadASGIHandler(ASGIHandler):
     def __init__(self) -> None:
-        super().__init__()
+        BaseHandler.__init__(self)  # ASGIHandler.__init__ would load the chain in async mode
+        self.load_middleware(is_async=False)
         self._idle: list[ThreadPoolExecutor] = []
+
+    async def get_response_async(self, request):
+        """The whole sync chain (middleware, view, error logging) in one call on the request's thread."""
+        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

@@ -165,6 +165,8 @@ except ValueError as exc:
     _fail(f"DATABASE_URL is malformed: {exc}")
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     _fail("DATABASE_URL must point at PostgreSQL (postgres://...).")
+# Django's backend with psycopg's C loader for timestamptz columns (portal/postgresql/base.py).
+DATABASES["default"]["ENGINE"] = "portal.postgresql"
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

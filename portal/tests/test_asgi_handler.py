@@ -70,3 +70,13 @@ def test_consecutive_requests_share_one_thread_and_one_database_connection():
     assert threads != {threading.get_ident()}
     assert len(threads) == 1, "each request started a thread of its own"
     assert None not in backends and len(backends) == 1, "each request opened a database connection of its own"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sync_middleware_chain_answers_errors_as_pages():
+    handler = ReusedThreadASGIHandler()
+    try:
+        assert _get(handler, "/no-such-page/") == 404
+        assert _get(handler, "/tickets/") == 302  # signed out: to the login page
+    finally:
+        handler.close()
