@@ -272,9 +272,9 @@ def agent_get(*, user_id: Any) -> Any | None:
 def assignee_choices(*, organization: Organization) -> list[tuple[int, str]]:
     """Agents who have tickets in this organization (for the list filter)."""
     ids = Ticket.objects.for_organization(organization).exclude(assignee=None).values("assignee_id").distinct()
-    return [
-        (u.pk, u.get_full_name() or u.get_username()) for u in User.objects.filter(pk__in=ids).order_by("first_name")
-    ]
+    rows = User.objects.filter(pk__in=ids).order_by("first_name").values_list("pk", "first_name", "last_name", "username")
+    # The names as User.get_full_name() or get_username(), without loading whole users.
+    return [(pk, f"{first} {last}".strip() or username) for pk, first, last, username in rows]
 
 
 def ticket_for_event(*, organization: Organization, public_id: Any) -> Ticket | None:
