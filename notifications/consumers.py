@@ -205,6 +205,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.relay_backlog is not None:  # still connecting: after the replay, in order
             self.relay_backlog.append(message)
             return
+        if message.get("type") == "push.message":
+            # The relay calls this once per local socket for every org-wide push: go straight
+            # to the handler dispatch() would pick (push_message) without the lookups per socket.
+            await self._deliver(message)
+            return
         await self.dispatch(message)
 
     async def push_message(self, message: dict[str, Any]) -> None:
@@ -224,11 +229,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.sent_order.append(message["id"])
         if len(self.sent_order) > SENT_MEMORY:
             self.sent.discard(self.sent_order.popleft())
+        # base_send is what AsyncWebsocketConsumer.send(text_data=...) ends in, minus two calls
+        # per socket per push.
         if self.api:
             if message["event"] in self.subscriptions:
-                await self.send(text_data=_frame(message, API_FRAME))
+                await self.base_send({"type": "websocket.send", "text": _frame(message, API_FRAME)})
         elif message["html"]:
-            await self.send(text_data=_frame(message, HTML_FRAME))
+            await self.base_send({"type": "websocket.send", "text": _frame(message, HTML_FRAME)})
 
     async def _send_json(self, payload: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(payload))

@@ -14,8 +14,16 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from portal.realtime import ApiTokenSocketMiddleware, BrowserOriginValidator  # noqa: E402
+from portal.realtime import (  # noqa: E402
+    ApiTokenSocketMiddleware,
+    BrowserOriginValidator,
+    defer_autobahn_debug_arguments,
+)
 from portal.routing import websocket_urlpatterns  # noqa: E402
+
+# Daphne's WebSocket protocol (autobahn) renders unused debug-log arguments per connection and
+# per frame; skip that work (ADR 0017).
+defer_autobahn_debug_arguments()
 
 # In development Daphne serves static files too; in production the reverse proxy serves
 # STATIC_ROOT (see docs/deployment.md).

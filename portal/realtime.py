@@ -246,3 +246,51 @@ def _past_session_auth(app: Any) -> Any:
     while isinstance(app, CookieMiddleware | SessionMiddleware | AuthMiddleware):
         app = app.inner
     return app
+
+
+# --- Daphne's WebSocket protocol (autobahn) -------------------------------------------------------
+
+
+class _Deferred:
+    """A log argument rendered only if a log line actually formats it."""
+
+    __slots__ = ("args", "func", "kwargs")
+
+    def __init__(self, func: Any, *args: Any, **kwargs: Any) -> None:
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+
+    def __str__(self) -> str:
+        return str(self.func(*self.args, **self.kwargs))
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def defer_autobahn_debug_arguments() -> None:
+    """Stop autobahn from rendering debug-log arguments that nobody logs.
+
+    autobahn's WebSocket protocol passes ``pformat(...)`` of its ~40 options on every new
+    connection, and ``hltype(self.sendData)``/``hlval(...)`` (``inspect`` plus ``click.style``)
+    on every frame sent, as arguments to ``log.debug`` — evaluated even though txaio's debug
+    level is off and the call is a no-op. Profiled under Daphne (bench/ws_RESULTS.md) that was
+    ~19 % of the event loop's time per handshake and ~7 % per fanned-out frame. Here those
+    module-level helpers are replaced by ones that return a placeholder which renders the same
+    text only when a debug line is formatted; nothing else in autobahn changes. Idempotent.
+    """
+    import pprint
+
+    from autobahn.websocket import protocol
+
+    if getattr(protocol, "_portal_deferred_debug", False):
+        return
+    for name in ("pformat", "hltype", "hlval"):
+        original = getattr(protocol, name)
+        setattr(protocol, name, lambda *args, _f=original, **kwargs: _Deferred(_f, *args, **kwargs))
+    # The one place that returns pformat's text instead of logging it.
+    protocol.Timings.__str__ = lambda self: pprint.pformat(self._timings)
+    protocol._portal_deferred_debug = True

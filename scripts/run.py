@@ -5,7 +5,10 @@
 2. python manage.py collectstatic --noinput (quiet)
 3. python manage.py seed_demo (idempotent; prints the demo logins)
 4. runs together, until Ctrl-C / SIGTERM or until one of them dies:
-     daphne -b 127.0.0.1 -p $PORT portal.asgi:application   (PORT defaults to 8000)
+     daphne --fd N portal.asgi:application   x DAPHNE_PROCESSES (default: one per CPU core)
+         each on its own listening socket bound to 127.0.0.1:$PORT (PORT defaults to 8000)
+         with SO_REUSEPORT, so the kernel spreads connections evenly across the processes
+         (ADR 0017); DAPHNE_PROCESSES=1 runs a single Daphne the same way
      celery -A portal worker -l info --concurrency 2
      celery -A portal beat -l info --schedule var/celerybeat-schedule
    Each output line is prefixed with the child's name.  On shutdown every
@@ -36,6 +39,8 @@ BIN_DIR = Path(sys.executable).parent
 HOST = "127.0.0.1"
 STOP_TIMEOUT = 10.0
 COLORS = {"daphne": "36", "worker": "33", "beat": "35"}
+DAPHNE_READY = b"Listening on TCP address"  # Daphne's log line once it serves the socket
+LISTEN_BACKLOG = 1024  # Daphne's own default is 50: a wave of new sockets must not be refused
 
 USE_COLOR = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -101,14 +106,76 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+def daphne_processes() -> int:
+    """How many Daphne processes to start: DAPHNE_PROCESSES, else one per CPU core we may use."""
+    text = os.environ.get("DAPHNE_PROCESSES", "").strip()
+    if text:
+        value = int(text)  # ValueError is reported by main()
+        if value < 1:
+            raise ValueError(text)
+        return value
+    with contextlib.suppress(AttributeError):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def listening_sockets(port: int, count: int) -> list[socket.socket]:
+    """``count`` listening sockets on HOST:port, one per Daphne process.
+
+    SO_REUSEPORT lets every socket bind the same port, and the kernel spreads incoming
+    connections across them by hash, so each process accepts its share. (With one shared
+    socket, Twisted accepts up to 100 pending connections per wake-up, so one process tends
+    to take a whole burst while the other idles.)
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if count > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((HOST, port))
+            sock.listen(LISTEN_BACKLOG)
+            sock.set_inheritable(True)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def daphne_children(sockets: list[socket.socket]) -> list[Child]:
+    """One Daphne per listening socket, serving the inherited descriptor (``daphne --fd N``)."""
+    children = []
+    for number, sock in enumerate(sockets, start=1):
+        name = "daphne" if len(sockets) == 1 else f"daphne{number}"
+        argv = [str(BIN_DIR / "daphne"), "--fd", str(sock.fileno()), "portal.asgi:application"]
+        child = Child(name, argv, pass_fds=(sock.fileno(),), color="daphne")
+        child.ready_marker = DAPHNE_READY
+        children.append(child)
+    return children
+
+
 class Child:
-    def __init__(self, name: str, argv: list[str]):
+    label_width = 6
+
+    def __init__(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = (), color: str | None = None):
         self.name = name
         self.argv = argv
+        self.pass_fds = pass_fds
+        self.color = color or name
         self.proc: subprocess.Popen | None = None
         self.buffer = b""
-        label = f"{name:>6} | "
-        self.prefix = (f"\033[{COLORS.get(name, '0')}m{label}\033[0m" if USE_COLOR else label).encode()
+        # A child with a marker is ready once it printed it (the sockets accept connections as
+        # soon as they listen, before Daphne has loaded the application).
+        self.ready_marker: bytes | None = None
+        self.ready = False
+
+    @property
+    def prefix(self) -> bytes:
+        label = f"{self.name:>{self.label_width}} | "
+        return (f"\033[{COLORS.get(self.color, '0')}m{label}\033[0m" if USE_COLOR else label).encode()
 
     def start(self) -> None:
         parent = os.getpid()
@@ -129,6 +196,7 @@ class Child:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=preexec,
+            pass_fds=self.pass_fds,
         )
         os.set_blocking(self.proc.stdout.fileno(), False)
 
@@ -138,12 +206,17 @@ class Child:
     def feed(self, data: bytes) -> None:
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
-        self.emit(lines)
+        self.lines(lines)
 
     def flush(self) -> None:
         if self.buffer:
-            self.emit([self.buffer])
+            self.lines([self.buffer])
             self.buffer = b""
+
+    def lines(self, lines: list[bytes]) -> None:
+        if self.ready_marker is not None and not self.ready:
+            self.ready = any(self.ready_marker in line for line in lines)
+        self.emit(lines)
 
     def emit(self, lines) -> None:
         if lines:
@@ -164,8 +237,12 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, children: list[Child], port: int, logins: list[str]):
+    def __init__(self, children: list[Child], port: int, logins: list[str], sockets: list[socket.socket] | None = None):
         self.children = children
+        # Listening sockets handed to the Daphne children: closed here once they are started
+        # (the children hold their own copies), so this process never accepts a connection.
+        self.sockets = sockets or []
+        Child.label_width = max(6, *(len(c.name) for c in children))
         self.port = port
         self.logins = logins
         self.selector = selectors.DefaultSelector()
@@ -198,6 +275,12 @@ class Supervisor:
                 child.flush()
                 self.selector.unregister(key.fd)
 
+    def serving(self) -> bool:
+        waiting = [c for c in self.children if c.ready_marker is not None]
+        if waiting:
+            return all(c.ready for c in waiting)
+        return port_in_use(self.port)
+
     def banner(self) -> None:
         url = f"http://{HOST}:{self.port}/"
         rule = "=" * 64
@@ -219,9 +302,13 @@ class Supervisor:
             signal.signal(signum, self._on_signal)
 
         failed: Child | None = None
-        for child in self.children:
-            child.start()
-            self.selector.register(child.proc.stdout.fileno(), selectors.EVENT_READ, child)
+        try:
+            for child in self.children:
+                child.start()
+                self.selector.register(child.proc.stdout.fileno(), selectors.EVENT_READ, child)
+        finally:
+            for sock in self.sockets:
+                sock.close()
 
         while self.stop_signal is None:
             self.pump(0.25)
@@ -229,7 +316,7 @@ class Supervisor:
             if dead:
                 failed = dead[0]
                 break
-            if not self.banner_shown and port_in_use(self.port):
+            if not self.banner_shown and self.serving():
                 self.banner()
 
         if failed is not None:
@@ -272,6 +359,11 @@ def main() -> int:
     except ValueError:
         out(f"run: PORT must be a number, got {port_text!r}")
         return 2
+    try:
+        processes = daphne_processes()
+    except ValueError:
+        out(f"run: DAPHNE_PROCESSES must be a positive number, got {os.environ.get('DAPHNE_PROCESSES')!r}")
+        return 2
     if port_in_use(port):
         out(f"run: port {port} on {HOST} is already in use; stop the other server or use e.g. `PORT=8001 make run`")
         return 1
@@ -285,8 +377,13 @@ def main() -> int:
         return 130
 
     (ROOT / "var").mkdir(exist_ok=True)
+    try:
+        sockets = listening_sockets(port, processes)
+    except OSError as exc:
+        out(f"run: cannot listen on {HOST}:{port}: {exc}")
+        return 1
     children = [
-        Child("daphne", [str(BIN_DIR / "daphne"), "-b", HOST, "-p", str(port), "portal.asgi:application"]),
+        *daphne_children(sockets),
         Child("worker", [str(BIN_DIR / "celery"), "-A", "portal", "worker", "-l", "info", "--concurrency", "2"]),
         Child(
             "beat",
@@ -305,8 +402,10 @@ def main() -> int:
     for child in children:
         if not Path(child.argv[0]).exists():
             out(f"run: {child.argv[0]} not found; run `make .venv/.installed`")
+            for sock in sockets:
+                sock.close()
             return 1
-    return Supervisor(children, port, logins).run()
+    return Supervisor(children, port, logins, sockets).run()
 
 
 if __name__ == "__main__":
