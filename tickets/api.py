@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -49,9 +50,14 @@ class TicketOutput(serializers.Serializer):
     closed_at = serializers.DateTimeField(allow_null=True)
     sla = serializers.SerializerMethodField()
 
+    @cached_property
+    def _sla_output(self) -> SlaOutput:
+        # One serializer for every row of a list: building one per row deep-copies its fields each time.
+        return SlaOutput()
+
     @extend_schema_field(SlaOutput)
     def get_sla(self, ticket: Any) -> dict[str, Any]:
-        return SlaOutput(services.ticket_sla_status(ticket=ticket)).data
+        return self._sla_output.to_representation(services.ticket_sla_status(ticket=ticket))
 
 
 class AttachmentOutput(serializers.Serializer):
