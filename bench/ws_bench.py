@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """WebSocket load: N API-token clients on /ws/, connect time, commit -> frame latency, memory.
 
-Run against a server started like ``make run`` does (Daphne + a prefork Celery worker), with the
-same ``DATABASE_URL`` / ``REDIS_URL`` / ``REDIS_DB`` in the environment as the server::
+Run against the server ``make run`` starts (``scripts/run.py``: one Daphne per core on the same
+port, a prefork Celery worker and beat), with the same ``DATABASE_URL`` / ``REDIS_URL`` /
+``REDIS_DB`` in the environment as the server::
 
     export DEBUG=1 DATABASE_URL=postgres://postgres@127.0.0.1:PGPORT/portal_wsbench \\
            REDIS_URL=redis://127.0.0.1:REDISPORT/0 REDIS_DB=11
+    PORT=8001 .venv/bin/python scripts/run.py &     # DAPHNE_PROCESSES=1 for a single Daphne
     .venv/bin/python bench/ws_bench.py --base-url http://127.0.0.1:8001 --clients 1000 --orgs 1 --duration 600
 
 See bench/ws_RESULTS.md for the whole recipe (database, server processes) and the figures.
@@ -47,7 +49,9 @@ What it does
    are sampled before the clients connect, when the soak starts, every minute, at its end and
    after the clients disconnected.
 
-Server processes are found by the listening port of each ``--base-url`` (Daphne) and by
+Server processes are found by the listening port of each ``--base-url`` (every Daphne process
+listening on it: with several, memory samples also print each one's descriptors and CPU, i.e.
+how the kernel spread the sockets) and by
 environment (Celery processes whose DATABASE_URL and REDIS_DB equal this process's); override
 with ``--daphne-pid`` / ``--worker-pid``. Percentiles are nearest-rank.
 """
@@ -128,26 +132,37 @@ class ClientProcess:
         self.closing = False
         self.extensions: Counter[str] = Counter()
         self.out_q: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending: list[tuple] = []
 
     # -- plumbing -------------------------------------------------------------------------
 
     def out(self, item: tuple) -> None:
-        self.out_q.put(item)
+        # Collected per event-loop pass and handed to the sender thread once: a queue put per
+        # frame woke that thread (and moved the GIL) once per frame, which at 1,000 sockets cost
+        # the clients as much CPU as parsing the frames and delayed the readers' timestamps.
+        self.pending.append(item)
+        if len(self.pending) == 1:
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self.out_q.put(batch)
 
     def _sender(self) -> None:
         """Pipe writes happen here so a slow controller never blocks the event loop."""
         while True:
-            item = self.out_q.get()
-            if item is None:
+            items = self.out_q.get()
+            if items is None:
                 return
-            batch = [item]
+            batch = list(items)
             with contextlib.suppress(queue.Empty):
                 while len(batch) < 5000:
                     nxt = self.out_q.get_nowait()
                     if nxt is None:
                         self.data_conn.send(("batch", batch))
                         return
-                    batch.append(nxt)
+                    batch.extend(nxt)
             self.data_conn.send(("batch", batch))
 
     def _on_command(self) -> None:
@@ -175,6 +190,7 @@ class ClientProcess:
                 self.out(("stats", self.stats()))
                 self.out(("bye",))
                 break
+        self._flush()
         self.out_q.put(None)
         sender.join(10)
 
@@ -506,17 +522,20 @@ class Bench:
             rss = uss = fds = threads = 0
             cpu = 0.0
             alive = 0
+            each = []  # per process: with several Daphne processes, how the sockets and CPU spread
             for pid in pids:
                 with contextlib.suppress(psutil.Error):
                     proc = psutil.Process(pid)
                     info = proc.memory_full_info()
                     rss += info.rss
                     uss += info.uss
-                    fds += proc.num_fds()
+                    n_fds = proc.num_fds()
+                    fds += n_fds
                     threads += proc.num_threads()
                     times = proc.cpu_times()
                     cpu += times.user + times.system
                     alive += 1
+                    each.append({"pid": pid, "fds": n_fds, "cpu_s": times.user + times.system})
             return {
                 "rss_mb": rss / 2**20,
                 "uss_mb": uss / 2**20,
@@ -524,6 +543,7 @@ class Bench:
                 "threads": threads,
                 "cpu_s": cpu,
                 "alive": alive,
+                "per_process": each,
             }
 
         client = redis.Redis.from_url(settings.REDIS_URL)
@@ -558,6 +578,11 @@ class Bench:
             f"cpu {d['cpu_s']:.1f}s) | worker x{w['alive']} RSS {w['rss_mb']:.1f} MB (USS {w['uss_mb']:.1f}) | "
             f"redis used {r['used_memory_mb']:.2f} MB, db keys {r['db_keys']} ({r['db_bytes_mb']:.2f} MB) "
             f"groups {r['group_members']} | load {sample['load'][0]:.2f}"
+            + (
+                " | per daphne (fds, cpu s): " + ", ".join(f"{e['fds']}/{e['cpu_s']:.1f}" for e in d["per_process"])
+                if len(d["per_process"]) > 1
+                else ""
+            )
         )
         return sample
 

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -53,7 +54,13 @@ def test_daphne_processes_defaults_to_the_usable_cores_and_reads_the_environment
 def test_main_refuses_a_bad_process_count(monkeypatch, capsys):
     monkeypatch.setenv("DAPHNE_PROCESSES", "none")
     monkeypatch.setenv("PORT", str(_free_port()))
-    assert run.main() == 2
+    monkeypatch.chdir(ROOT)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        assert run.main() == 2
+    finally:
+        for signum, handler in handlers.items():  # main() installs its own
+            signal.signal(signum, handler)
     assert "DAPHNE_PROCESSES must be a positive number" in capsys.readouterr().out
 
 
