@@ -35,18 +35,22 @@ TARGET_LABELS = {"first_response": "first response", "resolution": "resolution"}
 STATUS_LABELS = dict(Status.choices)
 PRIORITY_LABELS = dict(Priority.choices)
 CATEGORY_LABELS = dict(Category.choices)
+# The labels as HTML, escaped once.
+_STATUS_HTML = {value: html.escape(str(label)) for value, label in STATUS_LABELS.items()}
+_PRIORITY_HTML = {value: html.escape(str(label)) for value, label in PRIORITY_LABELS.items()}
+_CATEGORY_HTML = {value: html.escape(str(label)) for value, label in CATEGORY_LABELS.items()}
 MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _ZERO = UUID(int=0)
 
 
-def iso(value: datetime) -> str:
-    """``value|date:'c'``: ISO 8601 in the current time zone."""
-    return timezone.localtime(value).isoformat()
+def iso(value: datetime, tz=None) -> str:
+    """``value|date:'c'``: ISO 8601 in the current time zone (or ``tz``, the current one looked up once)."""
+    return timezone.localtime(value, tz).isoformat()
 
 
-def long_date(value: datetime) -> str:
+def long_date(value: datetime, tz=None) -> str:
     """``value|date:'j M Y, H:i e'``, e.g. ``25 Nov 2026, 14:05 UTC``."""
-    local = timezone.localtime(value)
+    local = timezone.localtime(value, tz)
     return f"{local.day} {MONTHS[local.month]} {local.year}, {local:%H:%M} {local.tzname() or ''}".rstrip()
 
 
@@ -62,28 +66,77 @@ def detail_url(public_id: UUID) -> str:
     return f"{head}{public_id}{tail}"
 
 
-class _English:
-    """``ngettext_lazy("%(num)d day", "%(num)d days")`` for English, without a lazy object per use."""
-
-    def __init__(self, singular: str, plural: str) -> None:
-        self.singular, self.plural = singular, plural
-
-    def __mod__(self, values: dict) -> str:
-        return (self.singular if values["num"] == 1 else self.plural) % values
+_UNITS = ("year", "month", "week", "day", "hour", "minute")
+_CHUNKS = (60 * 60 * 24 * 7, 60 * 60 * 24, 60 * 60, 60)
 
 
-_ENGLISH_TIME_STRINGS = {key: _English(f"%(num)d {key}", f"%(num)d {key}s") for key in _timesince.TIME_STRINGS_KEYS}
+def _english_unit(name: str, num: int) -> str:
+    # avoid_wrapping(): a non-breaking space between the number and the unit.
+    return f"{num}\xa0{name}" if num == 1 else f"{num}\xa0{name}s"
 
 
-def timesince(value: datetime, now: datetime | None = None, reverse: bool = False) -> str:
-    """``django.utils.timesince.timesince`` (same text); in English without lazy translations,
-    which were most of its cost (25 rows: 2 calls each)."""
-    strings = _ENGLISH_TIME_STRINGS if (get_language() or "en").startswith("en") else None
-    return _timesince.timesince(value, now, reversed=reverse, time_strings=strings)
+def _timesince_english(d: datetime, now: datetime | None, reverse: bool) -> str:
+    """``django.utils.timesince.timesince`` with depth 2 for English: the same algorithm and text
+    (``tickets/tests/test_views.py`` compares them over random intervals), without the translation
+    lookups and lazy wrappers that were most of its cost (25 rows: 2 calls each)."""
+    if now is None:
+        now = datetime.now(d.tzinfo if d.utcoffset() is not None else None)
+    elif now.utcoffset() is not None and d.utcoffset() is not None:
+        now = now.astimezone(d.tzinfo)
+    if reverse:
+        d, now = now, d
+    delta = now - d
+    if delta.days * 86400 + delta.seconds <= 0:
+        return "0\xa0minutes"
+    total_months = (now.year - d.year) * 12 + (now.month - d.month)
+    if d.day > now.day or (d.day == now.day and d.time() > now.time()):
+        total_months -= 1
+    years, months = divmod(total_months, 12)
+    if years or months:
+        pivot_year, pivot_month = d.year + years, d.month + months
+        if pivot_month > 12:
+            pivot_month -= 12
+            pivot_year += 1
+        pivot = datetime(
+            pivot_year,
+            pivot_month,
+            min(_timesince.MONTHS_DAYS[pivot_month - 1], d.day),
+            d.hour,
+            d.minute,
+            d.second,
+            tzinfo=d.tzinfo,
+        )
+    else:
+        pivot = d
+    remaining = (now - pivot).total_seconds()
+    partials = [years, months]
+    for chunk in _CHUNKS:
+        count = int(remaining // chunk)
+        partials.append(count)
+        remaining -= chunk * count
+    first = next((i for i, value in enumerate(partials) if value), None)
+    if first is None:
+        return "0\xa0minutes"
+    parts = [_english_unit(_UNITS[first], partials[first])]
+    if first + 1 < len(partials) and partials[first + 1]:
+        parts.append(_english_unit(_UNITS[first + 1], partials[first + 1]))
+    return ", ".join(parts)
 
 
-def timeuntil(value: datetime, now: datetime | None = None) -> str:
-    return timesince(value, now, reverse=True)
+def _english() -> bool:
+    return (get_language() or "en").startswith("en")
+
+
+def timesince(value: datetime, now: datetime | None = None, reverse: bool = False, english: bool | None = None) -> str:
+    """``django.utils.timesince.timesince`` (same text). ``english``: the active language, looked up once
+    by callers that format several dates."""
+    if english if english is not None else _english():
+        return _timesince_english(value, now, reverse)
+    return _timesince.timesince(value, now, reversed=reverse)
+
+
+def timeuntil(value: datetime, now: datetime | None = None, english: bool | None = None) -> str:
+    return timesince(value, now, reverse=True, english=english)
 
 
 def _name(user) -> str:
@@ -95,20 +148,23 @@ def _e(value) -> str:
     return value.__html__() if hasattr(value, "__html__") else html.escape(str(value))
 
 
-def _sla_badge_html(ticket, now=None) -> str:
+def _sla_badge_html(ticket, now=None, tz=None, english=None) -> str:
+    now = now or timezone.now()
+    tz = tz or timezone.get_current_timezone()
+    english = _english() if english is None else english
     status = services.ticket_sla_status(ticket=ticket, now=now)
     target = TARGET_LABELS[status.target]
     due = status.due_at
-    title = _e(f"{target.capitalize()} due {long_date(due) if due else ''}")
+    title = _e(f"{target.capitalize()} due {long_date(due, tz) if due else ''}")
     state, label = status.state, SLA_LABELS[status.state]
     if due is None or state not in ("on_track", "at_risk", "breached"):
         return f'<span class="sla sla-{state}" title="{title}">\n  <span class="sla-label">{label}</span>\n</span>'
     if state == "breached":
-        countdown = f"{target} overdue by {timesince(due, now)}"
+        countdown = f"{target} overdue by {timesince(due, now, english=english)}"
     else:
-        countdown = f"{target} due in {timeuntil(due, now)}"
+        countdown = f"{target} due in {timeuntil(due, now, english=english)}"
     return (
-        f'<span class="sla sla-{state}" data-due="{iso(due)}" title="{title}">\n  <span class="sla-label">{label}</span>'
+        f'<span class="sla sla-{state}" data-due="{iso(due, tz)}" title="{title}">\n  <span class="sla-label">{label}</span>'
         f' · <span class="sla-countdown">{_e(countdown)}</span>\n</span>'
     )
 
@@ -122,16 +178,19 @@ def sla_badge(ticket, now=None) -> SafeString:
 @register.simple_tag
 def ticket_row(ticket, live=False, now=None) -> SafeString:
     """One ``<tr>`` of the list (also pushed live, swapped out of band by its id)."""
+    now = now or timezone.now()
+    tz = timezone.get_current_timezone()  # looked up once per row, not per date
+    english = _english()
     replies = ticket.comment_count
     assignee = ticket.assignee
     public_id = ticket.public_id
     updated = ticket.updated_at
     oob = ' hx-swap-oob="true"' if live else ""
     shown_replies = (f" · {replies} reply" if replies == 1 else f" · {replies} replies") if replies else ""
-    category = _e(CATEGORY_LABELS.get(ticket.category, ticket.category))
+    category = _CATEGORY_HTML.get(ticket.category) or _e(ticket.category)
     status, priority = _e(ticket.status), _e(ticket.priority)
-    status_label = _e(STATUS_LABELS.get(ticket.status, ticket.status))
-    priority_label = _e(PRIORITY_LABELS.get(ticket.priority, ticket.priority))
+    status_label = _STATUS_HTML.get(ticket.status) or status
+    priority_label = _PRIORITY_HTML.get(ticket.priority) or priority
     assigned = (
         _e(assignee.get_full_name() or assignee.get_username()) if assignee else '<span class="muted">Unassigned</span>'
     )
@@ -142,10 +201,10 @@ def ticket_row(ticket, live=False, now=None) -> SafeString:
         f'            <div class="muted small">{category} · by {_e(_name(ticket.requester))}{shown_replies}</div></td>\n'
         f'          <td data-label="Status"><span class="status status-{status}">{status_label}</span></td>\n'
         f'          <td data-label="Priority"><span class="priority priority-{priority}">{priority_label}</span></td>\n'
-        f'          <td data-label="SLA">{_sla_badge_html(ticket, now)}</td>\n'
+        f'          <td data-label="SLA">{_sla_badge_html(ticket, now, tz, english)}</td>\n'
         f'          <td data-label="Assignee">{assigned}</td>\n'
-        f'          <td data-label="Updated"><time datetime="{iso(updated)}" title="{_e(long_date(updated))}">'
-        f"{_e(timesince(updated, now))} ago</time></td>\n"
+        f'          <td data-label="Updated"><time datetime="{iso(updated, tz)}" title="{_e(long_date(updated, tz))}">'
+        f"{_e(timesince(updated, now, english=english))} ago</time></td>\n"
         "        </tr>"
     )
 
