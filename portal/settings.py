@@ -226,6 +226,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must not hang a request when Redis is down: the outbox sweeper catches up.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 1}
 CELERY_TASK_PUBLISH_RETRY = False
+# A worker keeps its database connection across tasks (Celery's default closes it after every task:
+# a new PostgreSQL connection, ~10 ms, per push or delivery); portal.celery checks it before each task
+# the way Django does before each request (CONN_MAX_AGE, health check).
+CELERY_DB_REUSE_MAX = 200
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.worker_heartbeat_task", "schedule": 15.0},
