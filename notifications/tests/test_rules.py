@@ -238,3 +238,26 @@ def test_pushes_made_outside_a_worker_go_to_a_worker(organization, monkeypatch, 
         push = services.push_create(organization=organization, type="metrics_update", data={})
     assert services._in_worker_task() is False
     assert enqueued == [[push.pk]]
+
+
+def test_inbox_states_give_each_user_their_own_latest_ten_newest_first(
+    organization, member, admin_member, other_member, django_assert_num_queries
+):
+    from notifications import selectors
+
+    for i in range(12):
+        services.notify(organization=organization, recipient_ids=[member.user_id], kind="info", title=f"m{i}")
+    services.notify(organization=organization, recipient_ids=[admin_member.user_id], kind="info", title="a0")
+    # The same user in another organization: not part of this organization's inbox.
+    services.notify(
+        organization=other_member.organization, recipient_ids=[other_member.user_id], kind="info", title="other"
+    )
+    with django_assert_num_queries(2):
+        states = selectors.inbox_states(
+            organization=organization, user_ids=[member.user_id, admin_member.user_id, other_member.user_id]
+        )
+    assert [n.title for n in states[member.user_id].latest] == [f"m{i}" for i in range(11, 1, -1)]
+    assert states[member.user_id].unread == 12
+    assert [n.title for n in states[admin_member.user_id].latest] == ["a0"]
+    assert states[other_member.user_id].latest == [] and states[other_member.user_id].unread == 0
+    assert selectors.inbox_states(organization=organization, user_ids=[]) == {}

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from django.utils import timesince as django_timesince
 from django.utils import translation
 
-from tickets.templatetags.ticket_tags import timesince, timeuntil
+from portal.templatetags.portal_dates import timesince, timeuntil
 
 UTC = dt.UTC
 
