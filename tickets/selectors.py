@@ -278,8 +278,9 @@ def assignee_choices(*, organization: Organization) -> list[tuple[int, str]]:
 
 
 def ticket_for_event(*, organization: Organization, public_id: Any) -> Ticket | None:
-    """A ticket named in an event payload, or None if it has been purged since."""
-    return Ticket.objects.for_organization(organization).filter(public_id=public_id).first()
+    """A ticket named in an event payload, or None if it has been purged since (its search vector,
+    the largest column and never read in Python, is not loaded)."""
+    return Ticket.objects.for_organization(organization).filter(public_id=public_id).defer("search_vector").first()
 
 
 def ticket_live_state(*, organization: Organization, public_id: Any) -> TicketPage | None:
