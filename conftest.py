@@ -210,14 +210,6 @@ def real_celery(live_stack):
         app.conf.task_always_eager = True
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     """Daphne and a real Celery worker as subprocesses, sharing the test database and Redis.
@@ -234,7 +226,9 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     from django.conf import settings
     from django.db import connection
 
-    port = _free_port()
+    from portal.testing import free_port
+
+    port = free_port()
     db = connection.settings_dict  # already the test database's
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_ALLOW_ASYNC"))}
     env |= {

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import socket
+from functools import cache
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from django.apps import apps
@@ -39,3 +44,20 @@ def assert_cross_org_404(
         obj.refresh_from_db()
         assert model_to_dict(obj) == values, f"{method} {url} changed {obj!r}"
     return response
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@cache
+def run_script() -> ModuleType:
+    """``scripts/run.py`` (what ``make run`` executes) loaded as a module, for tests of its pieces."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "run.py"
+    spec = importlib.util.spec_from_file_location("portal_run_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -8,34 +8,17 @@ its user, and the supervisor stops every child.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import selectors
-import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from portal.testing import free_port, run_script
 
-
-def _load_run():
-    spec = importlib.util.spec_from_file_location("portal_run_script", ROOT / "scripts" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load_run()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((run.HOST, 0))
-        return s.getsockname()[1]
+run = run_script()
 
 
 def _stack_env(port: int) -> dict[str, str]:
@@ -82,7 +65,7 @@ def test_two_daphne_processes_serve_the_socket_and_each_relays_the_org_pushes(or
     from portal import services as portal_services
     from portal.tests.factories import MembershipFactory
 
-    port = _free_port()
+    port = free_port()
     monkeypatch.setattr(run, "child_env", lambda: _stack_env(port) | {"PYTHONUNBUFFERED": "1"})
     sockets = run.listening_sockets(port, 2)
     children = run.daphne_children(sockets)

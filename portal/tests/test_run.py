@@ -7,7 +7,6 @@ notifications/tests/test_daphne_processes.py.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import socket
@@ -15,23 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from portal.testing import free_port, run_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_run():
-    spec = importlib.util.spec_from_file_location("portal_run_script", ROOT / "scripts" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load_run()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((run.HOST, 0))
-        return s.getsockname()[1]
+run = run_script()
 
 
 def test_daphne_processes_defaults_to_the_usable_cores_and_reads_the_environment(monkeypatch):
@@ -47,7 +35,7 @@ def test_daphne_processes_defaults_to_the_usable_cores_and_reads_the_environment
 
 def test_main_refuses_a_bad_process_count(monkeypatch, capsys):
     monkeypatch.setenv("DAPHNE_PROCESSES", "none")
-    monkeypatch.setenv("PORT", str(_free_port()))
+    monkeypatch.setenv("PORT", str(free_port()))
     monkeypatch.chdir(ROOT)
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -59,7 +47,7 @@ def test_main_refuses_a_bad_process_count(monkeypatch, capsys):
 
 
 def test_listening_sockets_share_the_port_and_the_kernel_spreads_connections():
-    port = _free_port()
+    port = free_port()
     sockets = run.listening_sockets(port, 2)
     clients = []
     try:
@@ -94,7 +82,7 @@ def test_a_port_taken_by_another_server_is_refused():
 
 
 def test_one_daphne_per_socket_each_serving_its_inherited_descriptor():
-    sockets = run.listening_sockets(_free_port(), 2)
+    sockets = run.listening_sockets(free_port(), 2)
     try:
         children = run.daphne_children(sockets)
         assert [c.name for c in children] == ["daphne1", "daphne2"]
