@@ -43,7 +43,7 @@ def _push(organization, user_id=None, type="notification", html="<span id='x'>1<
 def test_unauthenticated_socket_is_accepted_then_closed_with_4401():
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/", headers=[ORIGIN])
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=5)
         assert connected
         assert await communicator.receive_output() == {"type": "websocket.close", "code": 4401}
 
@@ -55,7 +55,7 @@ def test_invalid_token_is_4401():
         communicator = WebsocketCommunicator(
             application, "/ws/", headers=[(b"authorization", b"Token sbp_000000000000_nope")]
         )
-        await communicator.connect()
+        await communicator.connect(timeout=5)
         assert (await communicator.receive_output())["code"] == 4401
 
     _run(scenario)
@@ -66,7 +66,7 @@ def test_browser_from_a_foreign_origin_is_refused(member):
 
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=5)
         assert not connected
 
     _run(scenario)
@@ -77,12 +77,12 @@ def test_browser_receives_html_fragments_with_a_cursor(member):
 
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
-        assert (await communicator.connect())[0]
+        assert (await communicator.connect(timeout=5))[0]
         push = await database_sync_to_async(_push)(member.organization, member.user_id)
         await database_sync_to_async(services.push_send)(push_ids=[push.pk])
         frame = await communicator.receive_from(timeout=5)
         assert frame == f'<span id="live-cursor" hidden data-live-id="{push.pk}"></span>' + "<span id='x'>1</span>"
-        await communicator.disconnect()
+        await communicator.disconnect(timeout=5)
 
     _run(scenario)
 
@@ -92,7 +92,7 @@ def test_api_client_gets_json_and_chooses_types(member):
 
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
-        assert (await communicator.connect())[0]
+        assert (await communicator.connect(timeout=5))[0]
         await communicator.send_json_to({"type": "unsubscribe", "types": ["notification"]})
         assert (await communicator.receive_json_from())["data"]["types"] == [
             "compliance_update",
@@ -112,7 +112,7 @@ def test_api_client_gets_json_and_chooses_types(member):
             "data": {"n": 1},
         }
         assert await communicator.receive_nothing(timeout=0.3)
-        await communicator.disconnect()
+        await communicator.disconnect(timeout=5)
 
     _run(scenario)
 
@@ -133,13 +133,13 @@ def test_bad_frames_get_an_error_and_the_socket_stays_healthy(member, frame, err
 
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
-        assert (await communicator.connect())[0]
+        assert (await communicator.connect(timeout=5))[0]
         await communicator.send_to(text_data=frame)
         reply = await communicator.receive_json_from()
         assert reply["type"] == "error" and error in reply["error"]
         await communicator.send_json_to({"type": "ping"})
         assert await communicator.receive_json_from() == {"type": "pong"}
-        await communicator.disconnect()
+        await communicator.disconnect(timeout=5)
 
     _run(scenario)
 
@@ -151,7 +151,7 @@ def test_organizations_and_users_are_isolated(member, other_member, organization
     async def scenario():
         sockets = [WebsocketCommunicator(application, "/ws/", headers=h) for h in (mine, colleagues, outsider)]
         for s in sockets:
-            assert (await s.connect())[0]
+            assert (await s.connect(timeout=5))[0]
         personal = await database_sync_to_async(_push)(organization, member.user_id, "notification")
         org_wide = await database_sync_to_async(_push)(organization, None, "ticket_update")
         for push in (personal, org_wide):
@@ -161,7 +161,7 @@ def test_organizations_and_users_are_isolated(member, other_member, organization
         assert await sockets[1].receive_nothing(timeout=0.3)
         assert await sockets[2].receive_nothing(timeout=0.3)
         for s in sockets:
-            await s.disconnect()
+            await s.disconnect(timeout=5)
 
     _run(scenario)
 
@@ -184,7 +184,7 @@ def test_an_org_wide_push_reaches_every_local_socket_through_one_group_member(me
     async def scenario():
         sockets = [WebsocketCommunicator(application, "/ws/", headers=h) for h in headers]
         for s in sockets:
-            assert (await s.connect())[0]
+            assert (await s.connect(timeout=5))[0]
         assert await database_sync_to_async(_group_members)(group) == 1
         pushes = [await database_sync_to_async(_push)(organization, None, "ticket_update") for _ in range(2)]
         await database_sync_to_async(services.push_send)(push_ids=[p.pk for p in pushes])
@@ -193,10 +193,10 @@ def test_an_org_wide_push_reaches_every_local_socket_through_one_group_member(me
             assert [f["id"] for f in frames] == [p.pk for p in pushes]
             assert frames[0]["type"] == "ticket_update" and frames[0]["data"] == {"n": 1}
             assert await s.receive_nothing(timeout=0.1)
-        await sockets[0].disconnect()
+        await sockets[0].disconnect(timeout=5)
         assert await database_sync_to_async(_group_members)(group) == 1
         for s in sockets[1:]:
-            await s.disconnect()
+            await s.disconnect(timeout=5)
         assert await database_sync_to_async(_group_members)(group) == 0
 
     _run(scenario)
@@ -210,7 +210,7 @@ def test_reconnect_with_last_id_replays_what_was_missed_in_order_then_live(membe
 
     async def scenario():
         communicator = WebsocketCommunicator(application, f"/ws/?last_id={first.pk}", headers=headers)
-        assert (await communicator.connect())[0]
+        assert (await communicator.connect(timeout=5))[0]
         ids = [(await communicator.receive_json_from(timeout=5))["id"] for _ in missed]
         assert ids == [p.pk for p in missed]
         live = await database_sync_to_async(_push)(member.organization, None, "ticket_update")
@@ -219,7 +219,7 @@ def test_reconnect_with_last_id_replays_what_was_missed_in_order_then_live(membe
         await database_sync_to_async(services.push_send)(push_ids=[live.pk])
         assert (await communicator.receive_json_from(timeout=5))["id"] == live.pk
         assert await communicator.receive_nothing(timeout=0.3)
-        await communicator.disconnect()
+        await communicator.disconnect(timeout=5)
 
     _run(scenario)
 
@@ -232,7 +232,7 @@ def test_signing_out_closes_that_sessions_sockets(member):
 
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
-        assert (await communicator.connect())[0]
+        assert (await communicator.connect(timeout=5))[0]
         await database_sync_to_async(realtime.sockets_close)(groups=[realtime.session_group(session_key)])
         assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4001}
 
@@ -273,7 +273,7 @@ def test_a_consumer_that_crashes_still_leaves_the_relay(member, monkeypatch):
 
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
-        assert (await communicator.connect())[0]
+        assert (await communicator.connect(timeout=5))[0]
         assert await database_sync_to_async(_group_members)(group) == 1
         await communicator.send_to(text_data="{}")
         with pytest.raises(RuntimeError):
