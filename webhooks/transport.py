@@ -162,20 +162,24 @@ def send(
     # A connection kept from an earlier attempt to this very checked address is used first; if
     # the receiver closed it meanwhile (nothing of a response arrived), one fresh connection.
     pool_key = (target.scheme, target.host, target.port, ssl_context is None)
+
+    def exchange(sock: socket.socket) -> tuple[AttemptResult, bool]:
+        return _exchange(
+            sock=_DeadlineSocket(sock=sock, deadline=deadline),
+            target=target,
+            headers=request_headers,
+            body=body,
+            max_response_bytes=max_response_bytes,
+            attempt=attempt,
+        )
+
     idle = _POOL.take(pool_key, addresses=addresses)
     try:
         if idle is not None:
             sock, ip = idle
             attempt.remote_address = str(ip)
             try:
-                result, reusable = _exchange(
-                    sock=_DeadlineSocket(sock=sock, deadline=deadline),
-                    target=target,
-                    headers=request_headers,
-                    body=body,
-                    max_response_bytes=max_response_bytes,
-                    attempt=attempt,
-                )
+                result, reusable = exchange(sock)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 sock.close()
                 sock = None
@@ -190,14 +194,7 @@ def send(
             sock = _tls_wrap(
                 sock=sock, host=target.host, context=ssl_context or _default_ssl_context(), deadline=deadline
             )
-        result, reusable = _exchange(
-            sock=_DeadlineSocket(sock=sock, deadline=deadline),
-            target=target,
-            headers=request_headers,
-            body=body,
-            max_response_bytes=max_response_bytes,
-            attempt=attempt,
-        )
+        result, reusable = exchange(sock)
         if reusable and attempt.remote_address is not None:
             _POOL.put(pool_key, sock, ipaddress.ip_address(attempt.remote_address))
             sock = None

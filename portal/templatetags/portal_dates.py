@@ -91,7 +91,9 @@ def is_english() -> bool:
 def timesince(value: datetime, now: datetime | None = None, reverse: bool = False, english: bool | None = None) -> str:
     """``django.utils.timesince.timesince`` (same text). ``english``: the active language, looked up once
     by callers that format several dates."""
-    if english if english is not None else is_english():
+    if english is None:
+        english = is_english()
+    if english:
         return _timesince_english(value, now, reverse)
     return _timesince.timesince(value, now, reversed=reverse)
 
