@@ -96,38 +96,65 @@ class InboxState:
 
 
 def inbox_states(*, organization: Organization, user_ids: list[int]) -> dict[int, InboxState]:
-    """Unread count and latest notifications of many users in two queries (for fan-out pushes)."""
-    from django.db.models import Count
+    """Unread count and latest notifications of many users in one query (for fan-out pushes).
 
+    Each user's latest rows come straight from the inbox index (recipient, organization,
+    -updated_at): a LIMIT per user, where a window over all of their notifications read every one
+    of them; the unread count rides along on each row (a user without rows has none unread).
+    """
     if not user_ids:
         return {}
-    scoped = Notification.objects.for_organization(organization).filter(recipient_id__in=user_ids)
-    counts = dict(
-        scoped.filter(read_at__isnull=True)
-        .values("recipient_id")
-        .annotate(n=Count("id"))
-        .values_list("recipient_id", "n")
-    )
-    # Each user's latest rows straight from the inbox index (recipient, organization, -updated_at): a
-    # LIMIT per user, where a window over all of their notifications read every one of them (and its
-    # ORM form cost more to compile than the query took to run).
+    table = Notification._meta.db_table
     latest: dict[int, list[Notification]] = {uid: [] for uid in user_ids}
+    unread: dict[int, int] = {}
     rows = Notification.objects.raw(
         f"""
-        SELECT n.* FROM unnest(%s::bigint[]) AS recipient(id)
+        SELECT n.*, c.unread FROM unnest(%s::bigint[]) AS recipient(id)
         CROSS JOIN LATERAL (
-            SELECT * FROM {Notification._meta.db_table}
+            SELECT count(*) AS unread FROM {table}
+            WHERE recipient_id = recipient.id AND organization_id = %s AND read_at IS NULL
+        ) AS c
+        CROSS JOIN LATERAL (
+            SELECT * FROM {table}
             WHERE recipient_id = recipient.id AND organization_id = %s
             ORDER BY updated_at DESC, id DESC
             LIMIT %s
         ) AS n
         ORDER BY n.recipient_id, n.updated_at DESC, n.id DESC
         """,  # noqa: S608 - only the model's own table name is interpolated
-        [list(user_ids), organization.pk, DROPDOWN_SIZE],
+        [list(user_ids), organization.pk, organization.pk, DROPDOWN_SIZE],
     )
     for notification in rows:
         latest[notification.recipient_id].append(notification)
-    return {uid: InboxState(unread=counts.get(uid, 0), latest=latest[uid]) for uid in user_ids}
+        unread[notification.recipient_id] = notification.unread
+    return {uid: InboxState(unread=unread.get(uid, 0), latest=latest[uid]) for uid in user_ids}
+
+
+def ticket_people(*, organization: Organization, public_id: Any) -> set[int] | None:
+    """Who hears about a ticket named in an event (requester, assignee, followers), in one
+    query; None when the ticket has been purged since."""
+    from django.db import connection
+
+    from tickets.models import Ticket, TicketFollower
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT t.requester_id, t.assignee_id,
+                ARRAY(SELECT f.user_id FROM {TicketFollower._meta.db_table} f WHERE f.ticket_id = t.id)
+            FROM {Ticket._meta.db_table} t
+            WHERE t.organization_id = %s AND t.public_id = %s::uuid
+            """,  # noqa: S608 - only the models' own table names are interpolated
+            [organization.pk, str(public_id)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    requester_id, assignee_id, followers = row
+    people = {requester_id, *followers}
+    if assignee_id:
+        people.add(assignee_id)
+    return people
 
 
 def page_live_state(*, user_id: int, organization: Organization) -> tuple[int, int]:

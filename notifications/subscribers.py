@@ -7,7 +7,6 @@ push rows, and the pushes are sent after commit. Recipient rules, per event type
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from django.urls import reverse
 
@@ -47,14 +46,7 @@ def _everyone(event: Event) -> set[int]:
     return set(Membership.objects.for_organization(event.organization).values_list("user_id", flat=True))
 
 
-def _ticket_people(ticket: Any) -> set[int]:
-    people = {ticket.requester_id, *ticket.followers.values_list("pk", flat=True)}
-    if ticket.assignee_id:
-        people.add(ticket.assignee_id)
-    return people
-
-
-def _ticket_message(event: Event, ticket: Any) -> Message:
+def _ticket_message(event: Event) -> Message:
     p = event.payload
     ref = f"#{p['number']}"
     link = reverse("tickets:detail", args=[p["ticket"]])
@@ -132,14 +124,13 @@ NOTIFY_TYPES = (
 )
 
 
-@events.subscribe(*NOTIFY_TYPES, name="notifications.notify")
+@events.subscribe(*NOTIFY_TYPES, name="notifications.notify", pushes=True)
 def notify_from_event(event: Event) -> None:
-    ticket = None
     if event.type in TICKET_EVENTS:
-        ticket = ticket_selectors.ticket_for_event(organization=event.organization, public_id=event.payload["ticket"])
-        if ticket is None:
+        people = selectors.ticket_people(organization=event.organization, public_id=event.payload["ticket"])
+        if people is None:
             return  # purged since
-        message, recipients = _ticket_message(event, ticket), _ticket_people(ticket)
+        message, recipients = _ticket_message(event), people
     else:
         found = _message(event)
         if found is None:
@@ -181,7 +172,7 @@ def notify_from_event(event: Event) -> None:
     services.pushes_create(organization=event.organization, pushes=pushes)
 
 
-@events.subscribe(*TICKET_EVENTS, name="notifications.push_ticket")
+@events.subscribe(*TICKET_EVENTS, name="notifications.push_ticket", pushes=True)
 def push_ticket_update(event: Event) -> None:
     page = ticket_selectors.ticket_live_state(organization=event.organization, public_id=event.payload["ticket"])
     if page is None:
@@ -209,7 +200,7 @@ PLATFORM_PUSHES = {
 }
 
 
-@events.subscribe(*PLATFORM_PUSHES, name="notifications.push_platform")
+@events.subscribe(*PLATFORM_PUSHES, name="notifications.push_platform", pushes=True)
 def push_platform_event(event: Event) -> None:
     html = rendering.activity_fragment(event=event, description=events.CATALOG[event.type].description)
     if event.type == events.METRICS_UPDATED:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from jsonschema import Draft202012Validator, FormatChecker
 
@@ -286,6 +286,7 @@ class Subscriber:
     name: str
     types: frozenset[str] | None  # None: every type
     handler: Handler
+    pushes: bool = False  # sends live pushes: dispatched before the others
 
     def wants(self, event_type: str) -> bool:
         return self.types is None or event_type in self.types
@@ -294,25 +295,29 @@ class Subscriber:
 _SUBSCRIBERS: dict[str, Subscriber] = {}
 
 
-def subscribe(*types: str, name: str | None = None) -> Callable[[Handler], Handler]:
+def subscribe(*types: str, name: str | None = None, pushes: bool = False) -> Callable[[Handler], Handler]:
     """Register ``handler`` for ``types`` (none: all). Call from ``AppConfig.ready()``.
 
     The handler runs inside a transaction together with the record that it ran; it must only
-    write rows or enqueue work with ``transaction.on_commit``.
+    write rows or enqueue work with ``transaction.on_commit``. ``pushes=True`` marks a handler
+    that records live pushes: those run first for an event, so a socket's update never waits
+    behind e-mail or webhook work (registration order otherwise).
     """
     for event_type in types:
         event_type_get(event_type)
 
     def register(handler: Handler) -> Handler:
         key = name or f"{handler.__module__}.{handler.__qualname__}"
-        _SUBSCRIBERS[key] = Subscriber(key, frozenset(types) if types else None, handler)
+        _SUBSCRIBERS[key] = Subscriber(key, frozenset(types) if types else None, handler, pushes)
         return handler
 
     return register
 
 
 def subscribers_for(event_type: str) -> list[Subscriber]:
-    return [s for s in _SUBSCRIBERS.values() if s.wants(event_type)]
+    """The event's subscribers in dispatch order: those that push first, then registration order."""
+    wanted = [s for s in _SUBSCRIBERS.values() if s.wants(event_type)]
+    return [s for s in wanted if s.pushes] + [s for s in wanted if not s.pushes]
 
 
 # --- Publishing ---------------------------------------------------------------------------
@@ -365,21 +370,39 @@ class DispatchIncomplete(Exception):
 
 
 def event_dispatch(*, event_id: int) -> None:
+    """Run each subscriber of the event once, each in its own transaction with its record.
+
+    A subscriber's transaction costs one statement besides its own: the event row is locked and its
+    dispatch record looked up together (the lock serialises concurrent dispatchers of the same event).
+    The event is read with its organization, which every subscriber needs.
+    """
     from portal.models import Event, EventDispatch
 
-    event = Event.objects.filter(pk=event_id).first()
+    event = Event.objects.select_related("organization").filter(pk=event_id).first()
     if event is None or event.dispatched_at is not None:
         return
+    claim = (
+        f"SELECT EXISTS (SELECT 1 FROM {EventDispatch._meta.db_table} d"  # noqa: S608 - table names only
+        f" WHERE d.event_id = e.id AND d.subscriber = %s) FROM {Event._meta.db_table} e WHERE e.id = %s FOR UPDATE"
+    )
+    record = (
+        f"INSERT INTO {EventDispatch._meta.db_table} (event_id, subscriber, handled_at)"  # noqa: S608
+        " VALUES (%s, %s, %s)"
+    )
     failures: list[str] = []
     for subscriber in subscribers_for(event.type):
         try:
             with transaction.atomic():
-                # Locking the event row serialises concurrent dispatchers of the same event.
-                Event.objects.select_for_update().filter(pk=event.pk).first()
-                if EventDispatch.objects.filter(event=event, subscriber=subscriber.name).exists():
-                    continue
+                with connection.cursor() as cursor:
+                    cursor.execute(claim, [subscriber.name, event.pk])
+                    row = cursor.fetchone()
+                if row is None:
+                    return  # deleted while being dispatched
+                if row[0]:
+                    continue  # handled by an earlier dispatch
                 subscriber.handler(event)
-                EventDispatch.objects.create(event=event, subscriber=subscriber.name)
+                with connection.cursor() as cursor:
+                    cursor.execute(record, [event.pk, subscriber.name, timezone.now()])
         except Exception as exc:
             logger.exception("subscriber failed", extra={"event_id": event.pk, "subscriber": subscriber.name})
             failures.append(f"{subscriber.name}: {exc.__class__.__name__}: {exc}")

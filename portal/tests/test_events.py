@@ -128,6 +128,54 @@ def test_dispatch_of_a_deleted_event_is_a_no_op(organization, recorder):
     assert recorder == []
 
 
+def test_subscribers_that_push_run_before_the_others(organization, monkeypatch):
+    # Registered first, but it sends no pushes: a socket's update must not wait behind it.
+    calls = []
+    monkeypatch.setattr(events, "_SUBSCRIBERS", {})
+    events.subscribe(events.METRICS_UPDATED, name="tests.email")(lambda event: calls.append("email"))
+    events.subscribe(name="tests.webhooks")(lambda event: calls.append("webhooks"))
+    events.subscribe(events.METRICS_UPDATED, name="tests.push_a", pushes=True)(lambda event: calls.append("push_a"))
+    events.subscribe(name="tests.push_b", pushes=True)(lambda event: calls.append("push_b"))
+    event = _publish(organization)
+    events.event_dispatch(event_id=event.pk)
+    assert calls == ["push_a", "push_b", "email", "webhooks"]  # pushers first, else registration order
+
+
+def test_the_apps_push_subscribers_come_first_for_every_event_type():
+    pushers = {"notifications.notify", "notifications.push_ticket", "notifications.push_platform"}
+    for event_type in events.CATALOG:
+        names = [s.name for s in events.subscribers_for(event_type)]
+        first_other = next((i for i, n in enumerate(names) if n not in pushers), len(names))
+        assert set(names[first_other:]).isdisjoint(pushers), (event_type, names)
+    # The user's notification before the organization-wide ticket update, then webhooks and e-mail.
+    assert [s.name for s in events.subscribers_for(events.TICKET_COMMENT_ADDED)] == [
+        "notifications.notify",
+        "notifications.push_ticket",
+        "webhooks.fan_out",
+        "tickets.email_comment",
+    ]
+
+
+def test_each_subscriber_costs_one_statement_before_and_one_after_its_handler(organization, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(events, "_SUBSCRIBERS", {})
+    for name in ("tests.a", "tests.b", "tests.c"):
+        events.subscribe(events.METRICS_UPDATED, name=name)(lambda event: event.organization.name)
+    event = _publish(organization)
+    with CaptureQueriesContext(connection) as queries:
+        events.event_dispatch(event_id=event.pk)
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    # The event with its organization, lock + lookup and record per subscriber, the event stamped.
+    assert len(statements) == 1 + 3 * 2 + 1, statements
+    assert set(EventDispatch.objects.filter(event=event).values_list("subscriber", flat=True)) == {
+        "tests.a",
+        "tests.b",
+        "tests.c",
+    }
+
+
 def test_catalog_has_the_required_types():
     required = {
         "ticket.created",
