@@ -67,7 +67,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         request.GET or None, assignees=selectors.assignee_choices(organization=request.organization)
     )
     filters = _filters(form)
-    rows = selectors.ticket_list(organization=request.organization, filters=filters, count_in_rows=True)
+    rows = selectors.ticket_rows(organization=request.organization, filters=filters)
     page = CountedPaginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

@@ -30,3 +30,25 @@ def test_model_datetimes_are_aware_utc():
     loaded = Organization.objects.get(pk=organization.pk)
     assert loaded.created_at == organization.created_at
     assert loaded.created_at.tzinfo is dt.UTC
+
+
+
+def _prepared(fragment: str) -> list[tuple[str, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        return [(sql, runs) for sql, runs in cursor.fetchall() if fragment in sql]
+
+
+def test_a_query_run_often_on_a_connection_is_prepared_once_and_reused_with_other_values():
+    # ADR 0020: server-side binding, so PostgreSQL stops parsing and planning page queries per request.
+    Organization.objects.create(name="Acme", slug="acme-prepared")
+    lookup = '"portal_organization"."slug" = $1'
+    for _ in range(4):
+        Organization.objects.filter(slug="acme-prepared").get()
+    assert _prepared(lookup) == []  # not yet: psycopg prepares a query after five runs
+    for slug in ["acme-prepared"] * 3 + ["missing-1", "missing-2", "missing-3"]:
+        Organization.objects.filter(slug=slug).first()
+        Organization.objects.filter(slug="acme-prepared").get()
+    [(sql, runs)] = _prepared(lookup + " LIMIT 21")  # the .get(): one statement, whatever the value
+    assert runs == 5  # its runs 6 to 10, with either value, each without a parse
+    assert len(_prepared(lookup)) == 2  # and the .first(), run six times with six values: one more
