@@ -49,6 +49,6 @@ def test_a_query_run_often_on_a_connection_is_prepared_once_and_reused_with_othe
     for slug in ["acme-prepared"] * 3 + ["missing-1", "missing-2", "missing-3"]:
         Organization.objects.filter(slug=slug).first()
         Organization.objects.filter(slug="acme-prepared").get()
-    [(sql, runs)] = _prepared(lookup + " LIMIT 21")  # the .get(): one statement, whatever the value
+    [(_statement, runs)] = _prepared(lookup + " LIMIT 21")  # the .get(): one statement, whatever the value
     assert runs == 5  # its runs 6 to 10, with either value, each without a parse
     assert len(_prepared(lookup)) == 2  # and the .first(), run six times with six values: one more
