@@ -43,16 +43,23 @@ API_FRAME = "_api_frame"
 HTML_FRAME = "_html_frame"
 
 
-def _frame(message: dict[str, Any], kind: str) -> str:
-    frame = message.get(kind)
-    if frame is None:
+def _frame(message: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The ``websocket.send`` for this kind of client, built once per message and process."""
+    send = message.get(kind)
+    if send is None:
         if kind == API_FRAME:
             payload = {"id": message["id"], "type": message["event"], "created": message["created"]}
-            frame = json.dumps(payload | {"data": message["data"]})
+            text = json.dumps(payload | {"data": message["data"]})
         else:
-            frame = _cursor(message["id"]) + message["html"]
-        message[kind] = frame
-    return frame
+            text = _cursor(message["id"]) + message["html"]
+        # The same frame goes to every local socket of an org-wide push: Daphne encodes and
+        # frames it once (realtime.SharedFrame); other servers just send the text.
+        send = message[kind] = {
+            "type": "websocket.send",
+            "text": text,
+            realtime.SHARED_FRAME: realtime.SharedFrame(text),
+        }
+    return send
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -230,12 +237,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if len(self.sent_order) > SENT_MEMORY:
             self.sent.discard(self.sent_order.popleft())
         # base_send is what AsyncWebsocketConsumer.send(text_data=...) ends in, minus two calls
-        # per socket per push.
+        # per socket per push; the message itself is shared by all sockets (servers don't keep it).
         if self.api:
             if message["event"] in self.subscriptions:
-                await self.base_send({"type": "websocket.send", "text": _frame(message, API_FRAME)})
+                await self.base_send(_frame(message, API_FRAME))
         elif message["html"]:
-            await self.base_send({"type": "websocket.send", "text": _frame(message, HTML_FRAME)})
+            await self.base_send(_frame(message, HTML_FRAME))
 
     async def _send_json(self, payload: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(payload))

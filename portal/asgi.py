@@ -10,6 +10,7 @@ from portal.asgi_handler import get_asgi_application
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
@@ -18,12 +19,17 @@ from portal.realtime import (  # noqa: E402
     ApiTokenSocketMiddleware,
     BrowserOriginValidator,
     defer_autobahn_debug_arguments,
+    install_daphne_frame_writes,
 )
 from portal.routing import websocket_urlpatterns  # noqa: E402
 
 # Daphne's WebSocket protocol (autobahn) renders unused debug-log arguments per connection and
 # per frame; skip that work (ADR 0017).
 defer_autobahn_debug_arguments()
+# The channel layer (and channels_redis/redis-py) loaded now, not by the first socket's handshake.
+get_channel_layer()
+# Org-wide pushes framed once per process, and frames written without a reactor round trip (ADR 0018).
+install_daphne_frame_writes()
 
 # In development Daphne serves static files too; in production the reverse proxy serves
 # STATIC_ROOT (see docs/deployment.md).

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -199,21 +200,119 @@ class ApiTokenSocketMiddleware:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
-        from channels.db import database_sync_to_async
-
-        from portal import services
+        from asgiref.sync import sync_to_async
 
         header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1").split()
         if len(header) == 2 and header[0].lower() in ("token", "bearer"):
             # Off Channels' single sync thread: handshakes authenticate in parallel, each pool
             # thread with its own database connection.
-            token = await database_sync_to_async(services.api_token_authenticate, thread_sensitive=False)(key=header[1])
+            token = await sync_to_async(_authenticate_token, thread_sensitive=False)(header[1])
             scope = dict(scope)
             if token is None:
                 scope["api_token_invalid"] = True
             else:
                 scope["user"], scope["api_token"] = token.membership.user, token
+                token_touches().add(token)
         return await self.app(scope, receive, send)
+
+
+def _authenticate_token(key: str) -> Any:
+    """``api_token_authenticate`` on a pool thread's own, kept database connection.
+
+    Channels' ``database_sync_to_async`` runs ``close_old_connections()`` before and after each
+    call, which (with ``conn_health_checks``) costs a ``SELECT 1`` round trip per handshake to
+    find a connection the server dropped while it was idle. Here that is found by the lookup
+    itself: on a connection error the connection is closed and the lookup retried once on a new
+    one (it only reads, and its ``last_used_at`` write is idempotent). ``CONN_MAX_AGE`` and
+    connections left in a bad state are handled as ``close_old_connections`` would.
+    """
+    from portal import services
+
+    return _on_kept_connection(lambda: services.api_token_authenticate(key=key, touch=False))
+
+
+def _on_kept_connection(work: Any) -> Any:
+    from django.db import DatabaseError, InterfaceError, OperationalError, connection
+
+    try:
+        for attempt in (1, 2):
+            try:
+                return work()
+            except (InterfaceError, OperationalError):
+                connection.close()
+                if attempt == 2:
+                    raise
+    except DatabaseError:
+        connection.close()
+        raise
+    finally:
+        if connection.connection is not None and (
+            not connection.get_autocommit()
+            or connection.errors_occurred
+            or (connection.close_at is not None and time.monotonic() >= connection.close_at)
+        ):
+            connection.close()
+
+
+TOKEN_TOUCH_SECONDS = 1.0
+
+
+class TokenTouches:
+    """``last_used_at`` of the tokens that opened sockets, written in one UPDATE per second.
+
+    Written on the handshake (one ORM UPDATE and a durable COMMIT each: ~1.3 ms of CPU), it
+    was a sixth of a handshake's cost on a first use; here the handshake only notes the token,
+    and every ``TOKEN_TOUCH_SECONDS`` the tokens noted meanwhile are stamped together, with the
+    time of that write (at most that much later than their use; the stamp is advisory, kept to
+    the minute, ADR 0003). A process that dies loses at most that last second of stamps.
+    One per event loop.
+    """
+
+    def __init__(self) -> None:
+        self.pending: set[int] = set()
+        self.writer: asyncio.Task | None = None
+
+    def add(self, token: Any) -> None:
+        from django.utils import timezone
+
+        from portal import services
+
+        last = token.last_used_at
+        if last is not None and (timezone.now() - last).total_seconds() <= services.LAST_USED_PRECISION:
+            return
+        self.pending.add(token.pk)
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.ensure_future(self._write_soon())
+
+    async def _write_soon(self) -> None:
+        from asgiref.sync import sync_to_async
+
+        await asyncio.sleep(TOKEN_TOUCH_SECONDS)
+        ids, self.pending = self.pending, set()
+        try:
+            await sync_to_async(_touch_tokens, thread_sensitive=False)(sorted(ids))
+        except Exception:
+            logger.warning("token last_used_at not recorded", extra={"tokens": len(ids)}, exc_info=True)
+
+
+def _touch_tokens(ids: list[int]) -> None:
+    from django.utils import timezone
+
+    from portal.models import ApiToken
+
+    _on_kept_connection(lambda: ApiToken.objects.filter(pk__in=ids).update(last_used_at=timezone.now()))
+
+
+_token_touches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TokenTouches] = weakref.WeakKeyDictionary()
+
+
+def token_touches() -> TokenTouches:
+    """This event loop's batch of token ``last_used_at`` stamps."""
+    loop = asyncio.get_running_loop()
+    touches = _token_touches.get(loop)
+    if touches is None:
+        touches = _token_touches[loop] = TokenTouches()
+    return touches
 
 
 class BrowserOriginValidator:
@@ -294,3 +393,105 @@ def defer_autobahn_debug_arguments() -> None:
     # The one place that returns pformat's text instead of logging it.
     protocol.Timings.__str__ = lambda self: pprint.pformat(self._timings)
     protocol._portal_deferred_debug = True
+
+
+# --- Daphne: one encoded frame per broadcast, written without a reactor round trip ---------------
+
+# Key of an optional extra entry in a ``websocket.send`` ASGI message: a SharedFrame carrying the
+# same text, encoded and framed once for every socket of a broadcast. Daphne (with
+# install_daphne_frame_writes) sends that prepared frame; any other server ignores the key and
+# sends ``text`` as usual.
+SHARED_FRAME = "portal.shared_frame"
+
+
+class SharedFrame:
+    """One text message for many sockets: UTF-8 encoded and framed once per process.
+
+    autobahn's documented broadcast API (``factory.prepareMessage`` /
+    ``protocol.sendPreparedMessage``) builds the complete frame (header and payload) once;
+    each socket then only writes those bytes.
+    """
+
+    __slots__ = ("factory", "prepared", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.factory: Any = None
+        self.prepared: Any = None
+
+    def prepared_for(self, factory: Any) -> Any:
+        if self.factory is not factory:
+            self.prepared = factory.prepareMessage(self.text.encode("utf-8"), isBinary=False)
+            self.factory = factory
+        return self.prepared
+
+
+def _write_now(transport: Any, data: bytes) -> None:
+    """Send ``data`` on the socket right away when nothing is queued before it, else queue it.
+
+    Twisted's ``transport.write`` always buffers, registers the socket for writability (an
+    ``epoll_ctl``), and sends on the reactor's next pass, then unregisters it (another
+    ``epoll_ctl``): per frame per socket that bookkeeping cost more than the ``send()`` itself.
+    asyncio's transports try the ``send()`` first; this does the same: when the transport's
+    buffers are empty it calls ``writeSomeData`` (what the reactor would call), and whatever the
+    kernel did not take (or a failed send) goes through ``transport.write`` behind it, so bytes
+    stay in order and a lost connection is detected exactly as before. (A registered producer,
+    which HTTPChannel leaves on every connection, is only paused when the buffer grows, and the
+    buffer is empty here.)
+    """
+    if (
+        getattr(transport, "TLS", True) is False
+        and transport.connected
+        and not transport.disconnecting
+        and not getattr(transport, "_writeDisconnected", True)
+        and not transport._tempDataBuffer
+        and transport.offset == len(transport.dataBuffer)
+    ):
+        sent = transport.writeSomeData(data)
+        if isinstance(sent, int) and sent >= 0:
+            if sent == len(data):
+                return
+            data = data[sent:]
+    transport.write(data)
+
+
+def install_daphne_frame_writes() -> None:
+    """Make Daphne's WebSocket protocol cheaper per frame (see ADR 0018). Idempotent.
+
+    - ``websocket.send`` messages carrying a SharedFrame (org-wide pushes, one per socket) are
+      sent with autobahn's ``sendPreparedMessage``: no per-socket UTF-8 encoding, size checks
+      or frame header; the same checks as ``sendMessage`` decide when that applies (the socket
+      is open, no per-message compression negotiated, the size within Daphne's limit); otherwise
+      the message takes Daphne's usual path.
+    - Frames of an open socket are written at once when the socket's buffers are empty
+      (_write_now) instead of on the reactor's next pass.
+    """
+    from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
+    from daphne.ws_protocol import WebSocketProtocol
+
+    if getattr(WebSocketProtocol, "_portal_frame_writes", False):
+        return
+    handle_reply = WebSocketProtocol.handle_reply
+    send_data = AutobahnProtocol.sendData
+    open_state = AutobahnProtocol.STATE_OPEN
+
+    def handle_reply_shared(self: Any, message: dict) -> None:
+        shared = message.get(SHARED_FRAME)
+        if shared is not None and message["type"] == "websocket.send" and self.state == open_state:
+            prepared = shared.prepared_for(self.factory)
+            size = len(prepared.payloadHybi)
+            if self._perMessageCompress is None and not (0 < self.maxMessagePayloadSize < size):
+                self.sendPreparedMessage(prepared)
+                return
+        handle_reply(self, message)
+
+    def send_data_now(self: Any, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        if sync or chopsize or self.send_queue or self.state != open_state or self.logOctets:
+            send_data(self, data, sync, chopsize)
+            return
+        _write_now(self.transport, data)
+        self.trafficStats.outgoingOctetsWireLevel += len(data)
+
+    WebSocketProtocol.handle_reply = handle_reply_shared
+    WebSocketProtocol.sendData = send_data_now
+    WebSocketProtocol._portal_frame_writes = True

@@ -253,7 +253,12 @@ def api_token_revoke(*, membership: Membership, public_id: Any) -> ApiToken:
 LAST_USED_PRECISION = 60  # seconds: don't write a row on every request
 
 
-def api_token_authenticate(*, key: str) -> ApiToken | None:
+def api_token_authenticate(*, key: str, touch: bool = True) -> ApiToken | None:
+    """The live token for ``key`` (with its membership, user and organization), or None.
+
+    Records ``last_used_at`` at most once a minute per token; with ``touch=False`` the caller
+    records it instead (WebSocket handshakes batch those writes per process, ADR 0018).
+    """
     prefix = _split_key(API_TOKEN_PREFIX, key)
     if prefix is None:
         return None
@@ -265,7 +270,7 @@ def api_token_authenticate(*, key: str) -> ApiToken | None:
     if token is None or not _key_matches(key, token.key_hash) or not token.membership.user.is_active:
         return None
     now = timezone.now()
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > LAST_USED_PRECISION:
+    if touch and (token.last_used_at is None or (now - token.last_used_at).total_seconds() > LAST_USED_PRECISION):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
 
