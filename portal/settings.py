@@ -196,7 +196,8 @@ REDIS_URL = _redis_db(REDIS_URL, REDIS_DB)
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's Redis backend with one connection pool per process (portal/cache.py).
+        "BACKEND": "portal.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "portal",
         "TIMEOUT": 300,
