@@ -216,7 +216,9 @@ def ticket_rows(*, organization: Organization, filters: TicketFilters | None = N
 
 def ticket_get(*, organization: Organization, public_id: Any) -> Ticket:
     return scoped_get_or_404(
-        Ticket.objects.for_organization(organization).select_related("requester", "assignee", "organization"),
+        Ticket.objects.for_organization(organization)
+        .select_related("requester", "assignee", "organization")
+        .defer("search_vector"),  # never read back: services recompute it in SQL
         organization=organization,
         public_id=public_id,
     )

@@ -462,7 +462,7 @@ def ticket_update(*, ticket: Ticket, actor: Any, **changes: Any) -> Ticket:
     Customers may close/reopen tickets and edit the subject and description of tickets they
     requested; assignee, priority, queue and every SLA field are for agents only.
     """
-    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    ticket = Ticket.objects.select_for_update().defer("search_vector").get(pk=ticket.pk)
     _require_can_see(ticket=ticket, actor=actor)
     agent = is_agent(actor)
     editable = AGENT_EDITABLE if agent else CUSTOMER_EDITABLE
@@ -603,7 +603,12 @@ def comment_create(
     if internal and not agent:
         raise ValidationError({"internal": "Only support agents can write internal notes."})
     checked = attachments_validate(attachments)
-    ticket = Ticket.objects.select_for_update(of=("self",)).select_related("organization").get(pk=ticket.pk)
+    ticket = (
+        Ticket.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .defer("search_vector")  # the row's largest column, never read: the UPDATE recomputes it
+        .get(pk=ticket.pk)
+    )
     _require_can_see(ticket=ticket, actor=author, membership=membership)
     if ticket.status == Status.CLOSED:
         raise ValidationError({"body": "This ticket is closed. Reopen it to reply, or open a new ticket."})
