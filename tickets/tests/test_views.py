@@ -7,7 +7,7 @@ from django.urls import reverse
 from portal.testing import assert_cross_org_404
 from tickets import services
 from tickets.models import Attachment, Comment, Status, Ticket, TicketFollower
-from tickets.tests.factories import make_ticket
+from tickets.tests.factories import make_agent, make_ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +44,21 @@ def test_bad_filter_value_is_a_400_with_a_message_not_a_500(member_client, ticke
 
 def test_empty_state_invites_the_first_ticket(member_client):
     assert "Open your first ticket" in member_client.get(reverse("tickets:list")).content.decode()
+
+
+def test_assignee_filter_offers_the_agents_of_this_organizations_tickets_by_name(
+    member_client, member, other_member, agent
+):
+    zoe, ann, outsider = (make_agent(first_name=n, last_name="Agent") for n in ("Zoe", "Ann", "Otto"))
+    make_agent(first_name="Idle", last_name="Agent")  # assigned nowhere
+    for assignee in (zoe, ann, zoe):
+        services.ticket_update(ticket=make_ticket(member), actor=agent, assignee=assignee)
+    services.ticket_update(ticket=make_ticket(other_member), actor=agent, assignee=outsider)
+    response = member_client.get(reverse("tickets:list"))
+    choices = [(str(value), str(label)) for value, label in response.context["form"].fields["assignee"].choices]
+    agents = [label for value, label in choices if value.isdigit()]
+    assert agents == ["Ann Agent", "Zoe Agent"]  # once each, by first name; not another org's, not idle ones
+    assert (str(zoe.pk), "Zoe Agent") in choices
 
 
 def test_list_page_of_25_costs_a_fixed_number_of_queries(member_client, member, agent, django_assert_max_num_queries):
