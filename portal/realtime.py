@@ -223,7 +223,7 @@ def _authenticate_token(key: str) -> Any:
     call, which (with ``conn_health_checks``) costs a ``SELECT 1`` round trip per handshake to
     find a connection the server dropped while it was idle. Here that is found by the lookup
     itself: on a connection error the connection is closed and the lookup retried once on a new
-    one (it only reads, and its ``last_used_at`` write is idempotent). ``CONN_MAX_AGE`` and
+    one (it only reads: ``last_used_at`` is stamped later by TokenTouches). ``CONN_MAX_AGE`` and
     connections left in a bad state are handled as ``close_old_connections`` would.
     """
     from portal import services
