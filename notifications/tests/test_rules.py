@@ -256,6 +256,23 @@ def test_pushes_sent_at_commit_reach_their_group_without_being_read_back(
     assert statements == ["INSERT", "UPDATE"]  # the row, then its sent_at: no SELECT in between
 
 
+def test_pushes_are_recorded_with_one_insert_as_a_re_read_returns_them(
+    organization, member, admin_member, django_assert_num_queries
+):
+    with django_assert_num_queries(0):
+        assert services.pushes_create(organization=organization, pushes=[]) == []
+    pushes = [
+        {"user_id": member.user_id, "type": "notification", "data": {"unread": 2, "n": {"t": "ü"}}, "html": "<a/>"},
+        {"user_id": admin_member.user_id, "type": "notification", "data": {"unread": 0}, "html": ""},
+        {"user_id": None, "type": "metrics_update", "data": {"metrics": {"cpu": 1.5}}, "html": "<m/>"},
+    ]
+    with django_assert_num_queries(1):
+        rows = services.pushes_create(organization=organization, pushes=pushes)
+    assert [r.pk for r in rows] == sorted(r.pk for r in rows)
+    stored = {p.pk: p for p in Push.objects.filter(pk__in=[r.pk for r in rows])}
+    assert [services.push_message(r) for r in rows] == [services.push_message(stored[r.pk]) for r in rows]
+
+
 def test_pushes_made_outside_a_worker_go_to_a_worker(organization, monkeypatch, django_capture_on_commit_callbacks):
     enqueued = []
     monkeypatch.setattr(services, "_enqueue_send", lambda push_ids: enqueued.append(push_ids))

@@ -176,6 +176,20 @@ def test_each_subscriber_costs_one_statement_before_and_one_after_its_handler(or
     }
 
 
+def test_dispatch_reads_the_event_and_its_organization_as_the_orm_would(organization, django_assert_num_queries):
+    event = _publish(organization)
+    expected = Event.objects.select_related("organization").get(pk=event.pk)
+    with django_assert_num_queries(1):
+        loaded = events._event_for_dispatch(event.pk)
+        org = loaded.organization  # already there: no second query
+    fields = [f.attname for f in Event._meta.concrete_fields]
+    assert [getattr(loaded, f) for f in fields] == [getattr(expected, f) for f in fields]
+    assert loaded.payload == METRICS
+    org_fields = [f.attname for f in type(org)._meta.concrete_fields]
+    assert [getattr(org, f) for f in org_fields] == [getattr(expected.organization, f) for f in org_fields]
+    assert events._event_for_dispatch(999_999_999) is None
+
+
 def test_catalog_has_the_required_types():
     required = {
         "ticket.created",
