@@ -106,9 +106,9 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "portal",
-    # Event subscribers run in this order (portal.events.event_dispatch): live pushes first,
-    # then webhook fan-out, then the slower e-mail rendering; neither push nor webhook's first
-    # attempt waits for e-mail (bench/ws_RESULTS.md, bench/webhooks_RESULTS.md).
+    # Subscribers marked pushes=True run first (portal.events.subscribers_for); the rest run in
+    # this order: webhook fan-out, then the slower e-mail rendering, so neither a push nor a
+    # webhook's first attempt waits for e-mail (ADR 0019, bench/webhooks_RESULTS.md).
     "notifications",
     "webhooks",
     "tickets",
