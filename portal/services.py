@@ -258,16 +258,51 @@ def api_token_authenticate(*, key: str, touch: bool = True) -> ApiToken | None:
 
     Records ``last_used_at`` at most once a minute per token; with ``touch=False`` the caller
     records it instead (WebSocket handshakes batch those writes per process, ADR 0018).
+
+    Every API request and token socket handshake runs this, so the four rows come from one
+    hand-written join, loaded with ``Model.from_db`` exactly as ``select_related`` would load
+    them: compiling that select_related through the ORM cost ~1.8 ms of CPU per call, the
+    query as written here ~0.3 ms (ADR 0018).
     """
+    from django.db import connections, router
+
     prefix = _split_key(API_TOKEN_PREFIX, key)
     if prefix is None:
         return None
-    token = (
-        ApiToken.objects.select_related("membership__user", "membership__organization")
-        .filter(prefix=prefix, revoked_at__isnull=True)
-        .first()
+    db = router.db_for_read(ApiToken)
+    quote = connections[db].ops.quote_name
+    loaded = ((ApiToken, "t"), (Membership, "m"), (get_user_model(), "u"), (Organization, "o"))
+    fields = [model._meta.concrete_fields for model, _ in loaded]
+
+    def joined(alias: str, model: Any, fk_alias: str, fk_model: Any, fk: str) -> str:
+        fk_column = quote(fk_model._meta.get_field(fk).column)
+        return f"JOIN {quote(model._meta.db_table)} {alias} ON {alias}.{quote(model._meta.pk.column)} = {fk_alias}.{fk_column}"
+
+    # Identifiers only, all from the models' metadata and quoted; the key's prefix is a parameter.
+    select = ", ".join(f"{alias}.{quote(f.column)}" for (_, alias), fs in zip(loaded, fields, strict=True) for f in fs)
+    sql = " ".join(
+        [
+            f"SELECT {select} FROM {quote(ApiToken._meta.db_table)} t",  # noqa: S608 - identifiers only
+            joined("m", Membership, "t", ApiToken, "membership"),
+            joined("u", get_user_model(), "m", Membership, "user"),
+            joined("o", Organization, "m", Membership, "organization"),
+            f"WHERE t.{quote(ApiToken._meta.get_field('prefix').column)} = %s"
+            f" AND t.{quote(ApiToken._meta.get_field('revoked_at').column)} IS NULL",
+        ]
     )
-    if token is None or not _key_matches(key, token.key_hash) or not token.membership.user.is_active:
+    with connections[db].cursor() as cursor:
+        cursor.execute(sql, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    rows, start = [], 0
+    for (model, _), fs in zip(loaded, fields, strict=True):
+        rows.append(model.from_db(db, [f.attname for f in fs], row[start : start + len(fs)]))
+        start += len(fs)
+    token, membership, user, organization = rows
+    membership.user, membership.organization = user, organization
+    token.membership = membership
+    if not _key_matches(key, token.key_hash) or not token.membership.user.is_active:
         return None
     now = timezone.now()
     if touch and (token.last_used_at is None or (now - token.last_used_at).total_seconds() > LAST_USED_PRECISION):
