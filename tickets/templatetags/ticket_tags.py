@@ -8,14 +8,14 @@ same markup with ``format_html`` for a few tens of microseconds (docs/adr/0012).
 from __future__ import annotations
 
 import html
-from functools import lru_cache
 from uuid import UUID
 
 from django import template
-from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from portal.markup import escape as _e
+from portal.markup import uuid_url
 from portal.templatetags.portal_dates import is_english, iso, long_date, timesince, timeuntil
 from tickets import services
 from tickets.models import Category, Priority, Status
@@ -37,28 +37,15 @@ CATEGORY_LABELS = dict(Category.choices)
 _STATUS_HTML = {value: html.escape(str(label)) for value, label in STATUS_LABELS.items()}
 _PRIORITY_HTML = {value: html.escape(str(label)) for value, label in PRIORITY_LABELS.items()}
 _CATEGORY_HTML = {value: html.escape(str(label)) for value, label in CATEGORY_LABELS.items()}
-_ZERO = UUID(int=0)
-
-
-@lru_cache(maxsize=8)
-def _detail_url_parts(prefix: str) -> tuple[str, str]:
-    head, _, tail = reverse("tickets:detail", args=[_ZERO]).partition(str(_ZERO))
-    return head, tail
 
 
 def detail_url(public_id: UUID) -> str:
     """``{% url 'tickets:detail' public_id %}`` without resolving the pattern for every row."""
-    head, tail = _detail_url_parts(get_script_prefix())
-    return f"{head}{public_id}{tail}"
+    return uuid_url("tickets:detail", public_id)
 
 
 def _name(user) -> str:
     return user.get_full_name() or user.email
-
-
-def _e(value) -> str:
-    """``conditional_escape`` without its lazy-string wrapper (called ~20 times per row)."""
-    return value.__html__() if hasattr(value, "__html__") else html.escape(str(value))
 
 
 def _sla_badge_html(ticket, now=None, tz=None, english=None) -> str:
