@@ -82,12 +82,25 @@ def scoped_get_or_404(queryset: models.QuerySet, *, organization: Organization, 
 # --- Resolution ---------------------------------------------------------------------------
 
 
+_MEMBERSHIPS = "_portal_memberships"
+
+
+def remember_memberships(user: Any, memberships: list[Membership]) -> None:
+    """Keep ``memberships`` (read with ``user``, see portal.auth_backends) on that user object."""
+    setattr(user, _MEMBERSHIPS, memberships)
+
+
 def memberships_for_user(user: Any) -> list[Membership]:
     from portal.models import Membership
 
     if not user.is_authenticated:
         return []
-    return list(Membership.objects.filter(user=user).select_related("organization").order_by("organization__name"))
+    known = getattr(user, _MEMBERSHIPS, None)
+    if known is not None:
+        return known
+    return list(
+        Membership.objects.filter(user=user).select_related("organization").order_by("organization__name", "pk")
+    )
 
 
 def resolve_membership(memberships: list[Membership], wanted_organization_id: Any) -> Membership | None:

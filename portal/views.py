@@ -184,7 +184,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
                 error = " ".join(exc.messages)
         else:
             if not signed_in:
-                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+                login(request, membership.user, backend="portal.auth_backends.MembershipsModelBackend")
             tenancy.activate_organization(request, membership)
             messages.success(request, f"Welcome to {membership.organization.name}.")
             return redirect("dashboard")
