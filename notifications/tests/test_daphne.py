@@ -25,8 +25,6 @@ def _wait_pushed(*, total, timeout=30):
         time.sleep(0.1)
 
 
-
-
 def _receive_json(ws, *, until=None, timeout=30.0, quiet=1.0):
     """Collect pushed messages until ``until(messages)`` holds, then until ``quiet`` s of silence."""
     import json
