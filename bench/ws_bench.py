@@ -74,7 +74,7 @@ import socket
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
@@ -133,6 +133,7 @@ class ClientProcess:
         self.extensions: Counter[str] = Counter()
         self.out_q: queue.SimpleQueue = queue.SimpleQueue()
         self.pending: list[tuple] = []
+        self.connection_class = timed_connection_class()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -234,6 +235,7 @@ class ClientProcess:
                 proxy=None,
                 open_timeout=self.open_timeout,
                 max_size=2**22,
+                create_connection=self.connection_class,
             )
             t_open = time.monotonic()
         except Exception as exc:
@@ -253,6 +255,7 @@ class ClientProcess:
             while True:
                 raw = await ws.recv()
                 t = time.monotonic()
+                arrived = ws.arrivals.popleft() if ws.arrivals else t
                 self.frames += 1
                 self.bytes += len(raw)
                 if raw == PING_FRAME:
@@ -268,15 +271,15 @@ class ClientProcess:
                 if kind == "metrics_update":
                     key = (data.get("metrics") or {}).get("wsb_key")
                     if key is not None:
-                        self.out(("k", int(key), idx, t, message.get("id")))
+                        self.out(("k", int(key), idx, t, message.get("id"), arrived))
                         continue
                 elif kind == "notification":
                     found = KEY_RE.search((data.get("notification") or {}).get("title", ""))
                     if found:
-                        self.out(("k", int(found.group(1)), idx, t, message.get("id")))
+                        self.out(("k", int(found.group(1)), idx, t, message.get("id"), arrived))
                         continue
                 elif kind == "ticket_update":
-                    self.out(("t", data.get("ticket"), data.get("comment_count"), idx, t, message.get("id")))
+                    self.out(("t", data.get("ticket"), data.get("comment_count"), idx, t, message.get("id"), arrived))
                     continue
                 self.other[str(kind)] += 1
         except ConnectionClosed as exc:
@@ -293,6 +296,38 @@ class ClientProcess:
             await asyncio.gather(*(ws.close() for ws in items[start : start + 100]), return_exceptions=True)
         for task in self.readers.values():
             task.cancel()
+
+
+def timed_connection_class():
+    """websockets' client connection, noting when each message's last frame came off the socket.
+
+    ``recv()`` returns a message only after the event loop has also woken the reader task, and
+    the reader then decodes the JSON and hands the result on: with 500 sockets per client process
+    receiving the same org-wide frame at once, the last reader's timestamp carried the decoding of
+    the 499 before it. ``data_received`` runs when the loop reads each socket, before any of that,
+    so the bench reports both: ``arrival`` (read off the socket) and the reader's own time.
+    """
+    from websockets.asyncio.client import ClientConnection
+    from websockets.frames import Opcode
+
+    data = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+    class TimedClientConnection(ClientConnection):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.arrivals: deque[float] = deque()
+            self.read_at = 0.0
+
+        def data_received(self, chunk: bytes) -> None:
+            self.read_at = time.monotonic()
+            super().data_received(chunk)
+
+        def process_event(self, event) -> None:
+            if getattr(event, "opcode", None) in data and event.fin:  # frames, not the handshake's response
+                self.arrivals.append(self.read_at)
+            super().process_event(event)
+
+    return TimedClientConnection
 
 
 def client_entry(cmd_conn, data_conn, specs, wave, open_timeout) -> None:
@@ -353,6 +388,9 @@ class Bench:
         self.received: dict[int, dict[int, float]] = defaultdict(dict)
         self.received_push_ids: dict[int, set] = defaultdict(set)
         self.ticket_received: dict[tuple, dict[int, float]] = defaultdict(dict)
+        # The same frames, timed when the client read them off the socket (timed_connection_class).
+        self.arrived: dict[int, dict[int, float]] = defaultdict(dict)
+        self.ticket_arrived: dict[tuple, dict[int, float]] = defaultdict(dict)
         self.duplicates = 0
         self.closed: list[tuple] = []
         self.connect_results: list[tuple] = []
@@ -658,20 +696,22 @@ class Bench:
     def handle(self, item: tuple) -> None:
         tag = item[0]
         if tag == "k":
-            _, key, idx, t, push_id = item
+            _, key, idx, t, push_id, arrived = item
             got = self.received[key]
             if idx in got:
                 self.duplicates += 1
             else:
                 got[idx] = t
+                self.arrived[key][idx] = arrived
             self.received_push_ids[key].add(push_id)
         elif tag == "t":
-            _, ticket, count, idx, t, _push_id = item
+            _, ticket, count, idx, t, _push_id, arrived = item
             got = self.ticket_received[(ticket, count)]
             if idx in got:
                 self.duplicates += 1
             else:
                 got[idx] = t
+                self.ticket_arrived[(ticket, count)][idx] = arrived
         elif tag == "connected":
             self.connect_results += item[1]
             self.ramp_per_proc.append(item[2])
@@ -1039,15 +1079,17 @@ class Bench:
             "socket_user",
             "soak_pipeline_org",
         ):
-            lat, last, first, send_call, gs_start, gs_call = [], [], [], [], [], []
+            lat, last, first, send_call, gs_start, gs_call, arrival = [], [], [], [], [], [], []
             expected_total = missing = unexpected = rounds = 0
             for rnd in self.rounds:
                 if kind == "pipeline_ticket_update":
                     if rnd.kind != "pipeline_user":
                         continue
                     got, expected = self.ticket_received.get((rnd.ticket, 1), {}), rnd.ticket_expected
+                    arrived = self.ticket_arrived.get((rnd.ticket, 1), {})
                 elif rnd.kind == kind:
                     got, expected = self.received.get(rnd.key, {}), rnd.expected
+                    arrived = self.arrived.get(rnd.key, {})
                 else:
                     continue
                 rounds += 1
@@ -1056,6 +1098,7 @@ class Bench:
                 unexpected += len(got.keys() - expected)
                 times = [(t - rnd.t0) * 1e3 for idx, t in got.items() if idx in expected]
                 lat += times
+                arrival += [(t - rnd.t0) * 1e3 for idx, t in arrived.items() if idx in expected]
                 if times:
                     last.append(max(times))
                     first.append(min(times))
@@ -1071,6 +1114,7 @@ class Bench:
                     "missing": missing,
                     "unexpected": unexpected,
                     "latency_ms": self.dist(lat),
+                    "arrival_latency_ms": self.dist(arrival),
                     "first_frame_ms": self.dist(first),
                     "last_frame_ms": self.dist(last),
                     "push_send_call_ms": self.dist(send_call) if send_call else None,
@@ -1106,6 +1150,10 @@ class Bench:
                 f"{fmt(lat['p50']):>9}{fmt(lat['p95']):>9}{fmt(lat['p99']):>9}{fmt(lat['max']):>9}"
                 f"{fmt(last['p50']):>10}{fmt(last['p95']):>10}"
             )
+        print("  the same frames timed when read off the socket, before the reader task's wake-up and JSON decode:")
+        for kind, k in kinds.items():
+            arr = k["arrival_latency_ms"]
+            print(f"  {kind + ' (arrival)':<24}{fmt(arr['p50']):>31}{fmt(arr['p95']):>9}{fmt(arr['p99']):>9}{fmt(arr['max']):>9}")
         for kind, k in kinds.items():
             if k["push_send_call_ms"]:
                 c, g0, g = k["push_send_call_ms"], k["group_send_start_ms"], k["group_send_call_ms"]
