@@ -11,7 +11,10 @@ import html
 from uuid import UUID
 
 from django import template
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import linebreaks
 from django.utils.safestring import SafeString, mark_safe
 
 from portal.markup import escape as _e
@@ -106,4 +109,41 @@ def ticket_row(ticket, live=False, now=None) -> SafeString:
         f'          <td data-label="Updated"><time datetime="{iso(updated, tz)}" title="{_e(long_date(updated, tz))}">'
         f"{_e(timesince(updated, now, english=english))} ago</time></td>\n"
         "        </tr>"
+    )
+
+
+def _attachment_link(ticket, attachment) -> str:
+    url = reverse("tickets:attachment", args=[ticket.public_id, attachment.public_id])
+    return (
+        f'<li><a href="{_e(url)}">{_e(attachment.filename)}</a> '
+        f'<span class="muted small">({_e(filesizeformat(attachment.size))})</span></li>'
+    )
+
+
+@register.simple_tag
+def ticket_comment(comment, ticket) -> SafeString:
+    """One ``<li>`` of a ticket's conversation: the detail page, the reply fragment and the live
+    push render the whole thread, ~0.4 ms a comment through the template."""
+    author = comment.author
+    agent, internal = comment.by_agent, comment.internal
+    created = comment.created_at
+    tz = timezone.get_current_timezone()
+    classes = "comment" + (" comment-agent" if agent else "") + (" comment-internal" if internal else "")
+    badges = (' <span class="badge">Support</span>' if agent else "") + (
+        ' <span class="badge badge-warn">Internal note</span>' if internal else ""
+    )
+    files = getattr(comment, "files", None)
+    attachments = (
+        f'<ul class="attachments">{"".join(_attachment_link(ticket, a) for a in files)}</ul>' if files else ""
+    )
+    return mark_safe(  # noqa: S308 - every interpolated text is escaped or one of our constants
+        f'<li id="comment-{comment.public_id}" class="{classes}">\n'
+        '  <div class="comment-head">\n'
+        f"    <strong>{_e(author.get_full_name() or author.email)}</strong>{badges}\n"
+        f'    <time datetime="{iso(created, tz)}" title="{_e(long_date(created, tz))}">'
+        f"{_e(timesince(created))} ago</time>\n"
+        "  </div>\n"
+        f'  <div class="prose">{linebreaks(comment.body, autoescape=True)}</div>\n'
+        f"  {attachments}\n"
+        "</li>"
     )

@@ -142,6 +142,27 @@ def test_detail_shows_the_thread_without_internal_notes(member_client, ticket, a
     assert "Public answer" in page and "Secret agent note" not in page and "internal note" not in page.lower()
 
 
+def test_each_reply_shows_its_author_badges_paragraphs_and_files(member_client, ticket, agent, member):
+    services.comment_create(
+        ticket=ticket,
+        author=agent,
+        body='Fixed it.\n\nSee <the> "log".',
+        attachments=[SimpleUploadedFile("restore.png", PNG, content_type="image/png")],
+    )
+    services.comment_create(ticket=ticket, author=member.user, body="Thanks!")
+    page = member_client.get(_detail(ticket)).content.decode()
+    reply, thanks = ticket.comments.order_by("created_at")
+    agent_reply = page[page.index(f'<li id="comment-{reply.public_id}" class="comment comment-agent">') :]
+    agent_reply = agent_reply[: agent_reply.index("</li>\n")]
+    assert '<strong>Sam Support</strong> <span class="badge">Support</span>' in agent_reply
+    assert "<p>Fixed it.</p>\n\n<p>See &lt;the&gt; &quot;log&quot;.</p>" in agent_reply
+    attachment = reply.attachments.get()
+    download = reverse("tickets:attachment", args=[ticket.public_id, attachment.public_id])
+    assert f'<a href="{download}">restore.png</a> <span class="muted small">(72\xa0bytes)</span>' in agent_reply
+    assert " ago</time>" in agent_reply and 'datetime="' in agent_reply
+    assert f'<li id="comment-{thanks.public_id}" class="comment">' in page  # a customer's: no badge
+
+
 def test_detail_costs_a_fixed_number_of_queries(member_client, ticket, agent, member, django_assert_max_num_queries):
     for i in range(20):
         services.comment_create(ticket=ticket, author=agent if i % 2 else member.user, body=f"reply {i}")
