@@ -130,33 +130,6 @@ def inbox_states(*, organization: Organization, user_ids: list[int]) -> dict[int
     return {uid: InboxState(unread=unread.get(uid, 0), latest=latest[uid]) for uid in user_ids}
 
 
-def ticket_people(*, organization: Organization, public_id: Any) -> set[int] | None:
-    """Who hears about a ticket named in an event (requester, assignee, followers), in one
-    query; None when the ticket has been purged since."""
-    from django.db import connection
-
-    from tickets.models import Ticket, TicketFollower
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT t.requester_id, t.assignee_id,
-                ARRAY(SELECT f.user_id FROM {TicketFollower._meta.db_table} f WHERE f.ticket_id = t.id)
-            FROM {Ticket._meta.db_table} t
-            WHERE t.organization_id = %s AND t.public_id = %s::uuid
-            """,  # noqa: S608 - only the models' own table names are interpolated
-            [organization.pk, str(public_id)],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    requester_id, assignee_id, followers = row
-    people = {requester_id, *followers}
-    if assignee_id:
-        people.add(assignee_id)
-    return people
-
-
 def page_live_state(*, user_id: int, organization: Organization) -> tuple[int, int]:
     """(unread count, latest push id) for a page render, in one query.
 

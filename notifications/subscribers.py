@@ -127,7 +127,7 @@ NOTIFY_TYPES = (
 @events.subscribe(*NOTIFY_TYPES, name="notifications.notify", pushes=True)
 def notify_from_event(event: Event) -> None:
     if event.type in TICKET_EVENTS:
-        people = selectors.ticket_people(organization=event.organization, public_id=event.payload["ticket"])
+        people = ticket_selectors.ticket_people(organization=event.organization, public_id=event.payload["ticket"])
         if people is None:
             return  # purged since
         message, recipients = _ticket_message(event), people

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.expressions import ArraySubquery
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorExact
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
@@ -333,6 +334,29 @@ def ticket_for_event(*, organization: Organization, public_id: Any) -> Ticket | 
     """A ticket named in an event payload, or None if it has been purged since (its search vector,
     the largest column and never read in Python, is not loaded)."""
     return Ticket.objects.for_organization(organization).filter(public_id=public_id).defer("search_vector").first()
+
+
+def ticket_people(*, organization: Organization, public_id: Any) -> set[int] | None:
+    """Who hears about a ticket named in an event (requester, assignee, followers), in one
+    query; None when the ticket has been purged since."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT t.requester_id, t.assignee_id,
+                ARRAY(SELECT f.user_id FROM {TicketFollower._meta.db_table} f WHERE f.ticket_id = t.id)
+            FROM {Ticket._meta.db_table} t
+            WHERE t.organization_id = %s AND t.public_id = %s::uuid
+            """,  # noqa: S608 - only the models' own table names are interpolated
+            [organization.pk, str(public_id)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    requester_id, assignee_id, followers = row
+    people = {requester_id, *followers}
+    if assignee_id:
+        people.add(assignee_id)
+    return people
 
 
 def ticket_live_state(*, organization: Organization, public_id: Any) -> TicketPage | None:
