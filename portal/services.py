@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -253,23 +254,12 @@ def api_token_revoke(*, membership: Membership, public_id: Any) -> ApiToken:
 LAST_USED_PRECISION = 60  # seconds: don't write a row on every request
 
 
-def api_token_authenticate(*, key: str, touch: bool = True) -> ApiToken | None:
-    """The live token for ``key`` (with its membership, user and organization), or None.
+@functools.lru_cache(maxsize=4)
+def _token_lookup(db: str) -> tuple[str, tuple[tuple[Any, list[str]], ...]]:
+    """The token lookup's SQL (token, membership, user, organization in one join) and, per model,
+    the attribute names its columns load into; built once per database from the models' metadata."""
+    from django.db import connections
 
-    Records ``last_used_at`` at most once a minute per token; with ``touch=False`` the caller
-    records it instead (WebSocket handshakes batch those writes per process, ADR 0018).
-
-    Every API request and token socket handshake runs this, so the four rows come from one
-    hand-written join, loaded with ``Model.from_db`` exactly as ``select_related`` would load
-    them: compiling that select_related through the ORM cost ~1.8 ms of CPU per call, the
-    query as written here ~0.3 ms (ADR 0018).
-    """
-    from django.db import connections, router
-
-    prefix = _split_key(API_TOKEN_PREFIX, key)
-    if prefix is None:
-        return None
-    db = router.db_for_read(ApiToken)
     quote = connections[db].ops.quote_name
     loaded = ((ApiToken, "t"), (Membership, "m"), (get_user_model(), "u"), (Organization, "o"))
     fields = [model._meta.concrete_fields for model, _ in loaded]
@@ -290,15 +280,36 @@ def api_token_authenticate(*, key: str, touch: bool = True) -> ApiToken | None:
             f" AND t.{quote(ApiToken._meta.get_field('revoked_at').column)} IS NULL",
         ]
     )
+    return sql, tuple((model, [f.attname for f in fs]) for (model, _), fs in zip(loaded, fields, strict=True))
+
+
+def api_token_authenticate(*, key: str, touch: bool = True) -> ApiToken | None:
+    """The live token for ``key`` (with its membership, user and organization), or None.
+
+    Records ``last_used_at`` at most once a minute per token; with ``touch=False`` the caller
+    records it instead (WebSocket handshakes batch those writes per process, ADR 0018).
+
+    Every API request and token socket handshake runs this, so the four rows come from one
+    hand-written join, loaded with ``Model.from_db`` exactly as ``select_related`` would load
+    them: compiling that select_related through the ORM cost ~1.8 ms of CPU per call, the
+    query as written here ~0.3 ms (ADR 0018).
+    """
+    from django.db import connections, router
+
+    prefix = _split_key(API_TOKEN_PREFIX, key)
+    if prefix is None:
+        return None
+    db = router.db_for_read(ApiToken)
+    sql, loaded = _token_lookup(db)
     with connections[db].cursor() as cursor:
         cursor.execute(sql, [prefix])
         row = cursor.fetchone()
     if row is None:
         return None
     rows, start = [], 0
-    for (model, _), fs in zip(loaded, fields, strict=True):
-        rows.append(model.from_db(db, [f.attname for f in fs], row[start : start + len(fs)]))
-        start += len(fs)
+    for model, attnames in loaded:
+        rows.append(model.from_db(db, attnames, row[start : start + len(attnames)]))
+        start += len(attnames)
     token, membership, user, organization = rows
     membership.user, membership.organization = user, organization
     token.membership = membership
