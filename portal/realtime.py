@@ -273,12 +273,9 @@ class TokenTouches:
         self.writer: asyncio.Task | None = None
 
     def add(self, token: Any) -> None:
-        from django.utils import timezone
-
         from portal import services
 
-        last = token.last_used_at
-        if last is not None and (timezone.now() - last).total_seconds() <= services.LAST_USED_PRECISION:
+        if not services.api_token_use_unrecorded(token):
             return
         self.pending.add(token.pk)
         if self.writer is None or self.writer.done():
@@ -296,11 +293,9 @@ class TokenTouches:
 
 
 def _touch_tokens(ids: list[int]) -> None:
-    from django.utils import timezone
+    from portal import services
 
-    from portal.models import ApiToken
-
-    _on_kept_connection(lambda: ApiToken.objects.filter(pk__in=ids).update(last_used_at=timezone.now()))
+    _on_kept_connection(lambda: services.api_tokens_mark_used(token_ids=ids))
 
 
 _token_touches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TokenTouches] = weakref.WeakKeyDictionary()

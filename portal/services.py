@@ -315,10 +315,20 @@ def api_token_authenticate(*, key: str, touch: bool = True) -> ApiToken | None:
     token.membership = membership
     if not _key_matches(key, token.key_hash) or not token.membership.user.is_active:
         return None
-    now = timezone.now()
-    if touch and (token.last_used_at is None or (now - token.last_used_at).total_seconds() > LAST_USED_PRECISION):
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    if touch and api_token_use_unrecorded(token):
+        api_tokens_mark_used(token_ids=[token.pk])
     return token
+
+
+def api_token_use_unrecorded(token: ApiToken) -> bool:
+    """Whether a use of ``token`` now needs recording: ``last_used_at`` is kept to the minute."""
+    last = token.last_used_at
+    return last is None or (timezone.now() - last).total_seconds() > LAST_USED_PRECISION
+
+
+def api_tokens_mark_used(*, token_ids: list[int]) -> None:
+    """Stamp ``last_used_at`` on these tokens (one UPDATE, its own statement's transaction)."""
+    ApiToken.objects.filter(pk__in=token_ids).update(last_used_at=timezone.now())
 
 
 @transaction.atomic
