@@ -18,13 +18,20 @@ What it does
    ``wsbench-NNNNN`` (client i is a member of org i % orgs), one fresh API token per client
    (previous bench tokens are deleted), a staff "agent", and one ticket per round (requester =
    the round's target client). Then it waits until the worker has dispatched those events.
-2. Clients: ``--client-procs`` spawned processes (no Django) run asyncio + ``websockets``. Each
-   client opens its own TCP socket (timed: TCP connect) and does the WebSocket handshake with
-   ``Authorization: Token ...`` on it (timed: TCP start -> handshake complete, which on this
-   server includes token auth, joining the groups and ``accept()``). Clients connect in waves of
-   ``--wave`` concurrent handshakes (split across client processes). Clients only read: no
-   client-side keepalive pings (like a browser); they answer Daphne's protocol pings (automatic)
-   and count the consumer's JSON ``{"type": "ping"}`` heartbeats.
+2. Clients: ``--client-procs`` spawned processes (no Django). ``--client-impl lean`` (default):
+   plain non-blocking sockets on one epoll selector per process, the handshake and frames done
+   by hand (bench/ws_lean.py: a fraction of the CPU, so the figures measure the server rather
+   than the clients on the same cores); ``--client-impl websockets``: asyncio + ``websockets``
+   (the client of every run before 2026-11-26 05:40). Each client opens its own TCP socket
+   (timed: TCP connect) and does the WebSocket handshake with ``Authorization: Token ...`` on it
+   (timed: TCP start -> handshake complete, which on this server includes token auth, joining
+   the groups and ``accept()``). Clients connect either in waves of ``--wave`` concurrent
+   handshakes (split across client processes; a burst) or, with ``--connect-rate R``, at a
+   steady R connections per second in all (the processes' slots interleaved; each connection
+   timed from its own TCP start; the report gives the rate achieved and how late connections
+   started against their slots). Clients only read: no client-side keepalive pings (like a
+   browser); they answer Daphne's protocol pings and count the consumer's JSON
+   ``{"type": "ping"}`` heartbeats.
 3. Rounds (``--rounds``), four measurements each, one after the other:
    * ``pipeline_org``  ``events.publish("metrics.updated")`` in ``transaction.atomic()`` ->
      outbox -> Celery ``event_dispatch`` -> subscriber writes a Push -> ``push_send`` at its commit ->
@@ -39,8 +46,9 @@ What it does
    The clock starts in the first ``on_commit`` callback of the transaction (registered before
    anything else), i.e. right after COMMIT returned. Frames carry a unique integer marker
    (``data.metrics.wsb_key`` or ``wsb:<key>`` in the notification title); a client timestamps a
-   frame with ``time.monotonic()`` (CLOCK_MONOTONIC, shared by all processes) when ``recv()``
-   returns it. Latency = receive - commit. Missing frames are counted after a final grace
+   frame with ``time.monotonic()`` (CLOCK_MONOTONIC, shared by all processes) twice: when the
+   read that brought its last byte returned ("arrival") and when the client has decoded it
+   (websockets: ``recv()`` returned it; lean: its JSON parsed). Latency = receive - commit. Missing frames are counted after a final grace
    period; a frame reaching a client that should not get it (another org / user) is counted as
    "unexpected" (tenancy check).
 4. Soak (``--duration`` seconds): all clients stay connected and read; every
@@ -117,7 +125,10 @@ def fmt(value: float | None, digits: int = 1) -> str:
 class ClientProcess:
     """Holds a share of the sockets; streams matched frames to the controller over a pipe."""
 
-    def __init__(self, cmd_conn, data_conn, specs: list[tuple], wave: int, open_timeout: float) -> None:
+    def __init__(
+        self, cmd_conn, data_conn, specs: list[tuple], wave: int, open_timeout: float, proc: int = 0, nprocs: int = 1
+    ) -> None:
+        self.proc, self.nprocs = proc, nprocs
         self.cmd_conn = cmd_conn
         self.data_conn = data_conn
         self.specs = specs  # (idx, host, port, path, token)
@@ -183,7 +194,7 @@ class ClientProcess:
         while True:
             cmd = await self.commands.get()
             if cmd[0] == "connect":
-                await self.connect_all()
+                await self.connect_all(cmd[1] if len(cmd) > 1 else {})
             elif cmd[0] == "stats":
                 self.out(("stats", self.stats()))
             elif cmd[0] == "close":
@@ -208,15 +219,28 @@ class ClientProcess:
 
     # -- connecting -----------------------------------------------------------------------
 
-    async def connect_all(self) -> None:
-        t0 = time.monotonic()
+    async def connect_all(self, plan: dict) -> None:
         results = []
-        for start in range(0, len(self.specs), self.wave):
-            batch = self.specs[start : start + self.wave]
-            results += await asyncio.gather(*(self.connect_one(spec) for spec in batch))
+        if plan.get("rate"):
+            # Paced: this process's j-th connection opens at start_at + (j * nprocs + proc) / rate,
+            # i.e. all processes together open `rate` per second, evenly spaced.
+            t0 = plan["start_at"]
+            tasks = []
+            for j, spec in enumerate(self.specs):
+                when = t0 + (j * self.nprocs + self.proc) / plan["rate"]
+                delay = when - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(self.connect_one(spec, when)))
+            results = list(await asyncio.gather(*tasks))
+        else:
+            t0 = time.monotonic()
+            for start in range(0, len(self.specs), self.wave):
+                batch = self.specs[start : start + self.wave]
+                results += await asyncio.gather(*(self.connect_one(spec) for spec in batch))
         self.out(("connected", results, time.monotonic() - t0))
 
-    async def connect_one(self, spec: tuple) -> tuple:
+    async def connect_one(self, spec: tuple, scheduled: float | None = None) -> tuple:
         from websockets.asyncio.client import connect
 
         idx, host, port, path, token = spec
@@ -240,11 +264,11 @@ class ClientProcess:
             t_open = time.monotonic()
         except Exception as exc:
             sock.close()
-            return (idx, None, None, f"{type(exc).__name__}: {exc}"[:200], t_start)
+            return (idx, None, None, f"{type(exc).__name__}: {exc}"[:200], t_start, scheduled)
         self.extensions[",".join(type(e).__name__ for e in ws.protocol.extensions) or "none"] += 1
         self.sockets[idx] = ws
         self.readers[idx] = asyncio.create_task(self.reader(idx, ws))
-        return (idx, (t_tcp - t_start) * 1e3, (t_open - t_start) * 1e3, None, t_start)
+        return (idx, (t_tcp - t_start) * 1e3, (t_open - t_start) * 1e3, None, t_start, scheduled)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -330,12 +354,12 @@ def timed_connection_class():
     return TimedClientConnection
 
 
-def client_entry(cmd_conn, data_conn, specs, wave, open_timeout) -> None:
+def client_entry(cmd_conn, data_conn, specs, wave, open_timeout, proc=0, nprocs=1) -> None:
     raise_nofile()
     import websockets.asyncio.client
     import websockets.exceptions  # noqa: F401
 
-    asyncio.run(ClientProcess(cmd_conn, data_conn, specs, wave, open_timeout).main())
+    asyncio.run(ClientProcess(cmd_conn, data_conn, specs, wave, open_timeout, proc, nprocs).main())
 
 
 # =============================================================================================
@@ -667,12 +691,16 @@ class Bench:
         n = max(1, min(self.args.client_procs, len(self.clients)))
         self.cmd_conns, self.data_conns, self.procs = [], [], []
         wave = max(1, math.ceil(self.args.wave / n))
+        if self.args.client_impl == "lean":
+            from ws_lean import lean_client_entry as entry
+        else:
+            entry = client_entry
         for p in range(n):
             specs = [(c.idx, *c.url, c.token) for c in self.clients[p::n]]
             cmd_r, cmd_w = ctx.Pipe(duplex=False)
             data_r, data_w = ctx.Pipe(duplex=False)
             proc = ctx.Process(
-                target=client_entry, args=(cmd_r, data_w, specs, wave, self.args.open_timeout), daemon=True
+                target=entry, args=(cmd_r, data_w, specs, wave, self.args.open_timeout, p, n), daemon=True
             )
             proc.start()
             self.cmd_conns.append(cmd_w)
@@ -736,6 +764,7 @@ class Bench:
             "other": Counter(),
             "extensions": Counter(),
             "cpu_s": 0.0,
+            "protocol_pings": 0,  # lean client only (websockets answers them without counting)
         }
         for s in self.stats_replies:
             merged["pings"].update(s["pings"])
@@ -745,21 +774,40 @@ class Bench:
             merged["other"].update(s["other"])
             merged["extensions"].update(s["extensions"])
             merged["cpu_s"] += s["cpu_s"]
+            merged["protocol_pings"] += s.get("protocol_pings", 0)
         return merged
 
     # -- connecting -----------------------------------------------------------------------
 
+    def connect_mode(self) -> str:
+        a = self.args
+        if a.connect_rate:
+            return f"paced {a.connect_rate:g}/s"
+        return f"waves of {a.wave}"
+
     def connect(self) -> None:
         t0 = time.monotonic()
-        self.broadcast(("connect",))
-        deadline = t0 + max(120, self.args.clients * 0.5)
+        rate = self.args.connect_rate
+        plan = {"rate": rate, "start_at": t0 + 0.5} if rate else {}
+        self.broadcast(("connect", plan))
+        deadline = t0 + max(120, self.args.clients * 0.5) + (self.args.clients / rate if rate else 0)
         while len(self.ramp_per_proc) < len(self.procs) and time.monotonic() < deadline:
             self.pump(0.2)
-        self.ramp_s = time.monotonic() - t0
+        self.ramp_s = time.monotonic() - plan.get("start_at", t0)  # paced: from the first slot
         ok = [r for r in self.connect_results if r[3] is None]
         errors = Counter(r[3].split(":")[0] for r in self.connect_results if r[3] is not None)
         self.connected = {r[0] for r in ok}
+        starts = sorted(r[4] for r in self.connect_results)
+        lags = [(r[4] - r[5]) * 1e3 for r in self.connect_results if len(r) > 5 and r[5] is not None]
         self.connect_summary = {
+            "mode": self.connect_mode(),
+            "client_impl": self.args.client_impl,
+            # Paced mode: the arrival rate achieved (first to last TCP start) and how late each
+            # connection started against its slot (a busy client process starts late).
+            "offered_rate": (
+                (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 and starts[-1] > starts[0] else None
+            ),
+            "start_lag_ms": self.dist(lags) if lags else None,
             "clients": len(self.clients),
             "connected": len(ok),
             "errors": dict(errors),
@@ -770,7 +818,13 @@ class Bench:
         }
         s = self.connect_summary
         self.log(
-            f"connect: {s['connected']}/{s['clients']} open in {s['ramp_s']:.2f}s (waves of {self.args.wave}); "
+            f"connect: {s['connected']}/{s['clients']} open in {s['ramp_s']:.2f}s ({s['mode']}, {s['client_impl']} client"
+            + (
+                f", achieved {fmt(s['offered_rate'])}/s, start lag p95 {fmt(s['start_lag_ms']['p95'], 2)} ms"
+                if s["start_lag_ms"]
+                else ""
+            )
+            + "); "
             f"handshake ms p50 {fmt(s['open_ms']['p50'])} p95 {fmt(s['open_ms']['p95'])} "
             f"p99 {fmt(s['open_ms']['p99'])} max {fmt(s['open_ms']['max'])}; TCP ms p95 {fmt(s['tcp_ms']['p95'], 2)}"
             + (f"; errors {dict(errors)}" if errors else "")
@@ -891,7 +945,8 @@ class Bench:
     def run_rounds(self) -> None:
         args = self.args
         started = time.monotonic()
-        clients_cpu_before = self.collect_stats()["cpu_s"]
+        stats_before = self.collect_stats()
+        clients_cpu_before = stats_before["cpu_s"]
         cpu_before = self.memory("before rounds")
         profiler = self.start_profiler("rounds")
         for r in range(args.rounds):
@@ -918,13 +973,18 @@ class Bench:
         while time.monotonic() < end:
             self.pump(0.1)
         self.stop_profiler(profiler)
-        clients_cpu_after = self.collect_stats()["cpu_s"]
+        stats_after = self.collect_stats()
+        clients_cpu_after = stats_after["cpu_s"]
         cpu_after = self.memory("after rounds")
         self.rounds_s = time.monotonic() - started
         self.rounds_cpu = {
             "daphne_cpu_s": cpu_after["daphne"]["cpu_s"] - cpu_before["daphne"]["cpu_s"],
             "worker_cpu_s": cpu_after["worker"]["cpu_s"] - cpu_before["worker"]["cpu_s"],
             "bench_clients_cpu_s": clients_cpu_after - clients_cpu_before,
+            # Every message the clients read in the rounds (heartbeats included), and the kinds
+            # they did not expect: the same counts from both client implementations.
+            "client_frames": stats_after["frames"] - stats_before["frames"],
+            "client_other": dict(stats_after["other"] - stats_before["other"]),
         }
 
     def start_profiler(self, phase: str):
@@ -993,7 +1053,8 @@ class Bench:
         }
         self.log(
             f"soak: open at end {stats_after['open']}, heartbeat pings per client min {min(pings)} "
-            f"max {max(pings)} (~{args.duration / 25:.0f} expected), unexpected closes {len(self.closed)}"
+            f"max {max(pings)} (~{args.duration / 25:.0f} expected), unexpected closes {len(self.closed)}, "
+            f"protocol pings answered {stats_after['protocol_pings'] - stats_before['protocol_pings']}"
         )
 
     # -- results --------------------------------------------------------------------------
@@ -1130,12 +1191,15 @@ class Bench:
         print(
             f"ws_bench: clients {len(self.clients)} (connected {len(self.connected)}), orgs {len(self.orgs)}, "
             f"rounds {a.rounds}, soak {a.duration}s, daphne x{len(self.daphne_pids)} {a.base_url}, "
-            f"client procs {len(self.procs)}, wave {a.wave}, warm tokens {bool(a.warm_tokens)}"
+            f"client procs {len(self.procs)} ({a.client_impl} client), connect {self.connect_mode()}, "
+            f"warm tokens {bool(a.warm_tokens)}"
         )
         print(f"host: {platform.node()} nproc {os.cpu_count()}; load avg at end {os.getloadavg()}")
         s = self.connect_summary
         print(
-            f"connect: {s['connected']}/{s['clients']} in {s['ramp_s']:.2f}s | handshake ms p50 {fmt(s['open_ms']['p50'])} "
+            f"connect ({s['mode']}"
+            + (f", achieved {fmt(s['offered_rate'])}/s" if s["start_lag_ms"] else "")
+            + f"): {s['connected']}/{s['clients']} in {s['ramp_s']:.2f}s | handshake ms p50 {fmt(s['open_ms']['p50'])} "
             f"p95 {fmt(s['open_ms']['p95'])} p99 {fmt(s['open_ms']['p99'])} max {fmt(s['open_ms']['max'])} | "
             f"TCP connect ms p50 {fmt(s['tcp_ms']['p50'], 2)} p95 {fmt(s['tcp_ms']['p95'], 2)} | errors {s['errors']}"
         )
@@ -1179,7 +1243,8 @@ class Bench:
                 f"rounds phase: {self.rounds_s:.1f}s; CPU daphne {self.rounds_cpu['daphne_cpu_s']:.1f}s "
                 f"({self.rounds_cpu['daphne_cpu_s'] / n * 1e3:.0f} ms per round), "
                 f"worker {self.rounds_cpu['worker_cpu_s']:.1f}s, bench client processes "
-                f"{self.rounds_cpu['bench_clients_cpu_s']:.1f}s"
+                f"{self.rounds_cpu['bench_clients_cpu_s']:.1f}s; messages read by the clients "
+                f"{self.rounds_cpu['client_frames']} (unexpected kinds {self.rounds_cpu['client_other'] or 'none'})"
             )
         print(f"duplicates dropped client-side: {self.duplicates}; unexpected socket closes: {len(self.closed)}")
         conns = {m["label"]: m["redis"]["total_connections_received"] for m in self.samples}
@@ -1271,7 +1336,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=600, help="soak seconds with all clients connected (0: none)")
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--wave", type=int, default=50, help="concurrent handshakes while connecting")
+    parser.add_argument(
+        "--connect-rate",
+        type=float,
+        default=0.0,
+        help="open connections at R per second in all (paced) instead of in waves of --wave (0: waves)",
+    )
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument(
+        "--client-impl",
+        choices=["lean", "websockets"],
+        default="lean",
+        help="client processes: plain sockets + epoll (bench/ws_lean.py) or asyncio + websockets",
+    )
     parser.add_argument("--round-timeout", type=float, default=15.0)
     parser.add_argument("--gap", type=float, default=0.2, help="pause between measurements (s)")
     parser.add_argument(
