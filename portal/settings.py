@@ -153,6 +153,8 @@ TEMPLATES = [
         },
     },
 ]
+# Django's widget templates, the common ones rendered in Python with the same output (ADR 0021).
+FORM_RENDERER = "portal.form_renderer.FormRenderer"
 
 # --- Data stores ----------------------------------------------------------------------------
 

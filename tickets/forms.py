@@ -1,6 +1,4 @@
 from django import forms
-from django.forms.utils import flatatt
-from django.utils.html import format_html, format_html_join
 
 from tickets.models import BODY_MAX, SUBJECT_MAX, Category, Priority, Status
 from tickets.selectors import SORT_LABELS
@@ -50,40 +48,17 @@ class StatusForm(forms.Form):
     status = forms.ChoiceField(choices=Status.choices)
 
 
-class QuickSelect(forms.Select):
-    """The same ``<select>`` as ``forms.Select``, built without a template per option.
-
-    The list page renders five filter selects on every request; through the widget templates
-    they cost more than the 25 rows of tickets.
-    """
-
-    def render(self, name, value, attrs=None, renderer=None):
-        current = "" if value is None else str(value)
-        options = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            ((v, " selected" if str(v) == current else "", label) for v, label in self.choices),
-        )
-        return format_html(
-            '<select name="{}"{}>{}</select>', name, flatatt(self.build_attrs(self.attrs, attrs)), options
-        )
-
-
 def _with_any(choices, label="Any"):
     return [("", label), *choices]
 
 
 class TicketFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=200)
-    status = forms.ChoiceField(label="Status", choices=_with_any(Status.choices), required=False, widget=QuickSelect)
-    priority = forms.ChoiceField(
-        label="Priority", choices=_with_any(Priority.choices), required=False, widget=QuickSelect
-    )
-    category = forms.ChoiceField(
-        label="Category", choices=_with_any(Category.choices), required=False, widget=QuickSelect
-    )
-    assignee = forms.ChoiceField(label="Assignee", required=False, widget=QuickSelect)
-    sort = forms.ChoiceField(label="Sort by", choices=list(SORT_LABELS.items()), required=False, widget=QuickSelect)
+    status = forms.ChoiceField(label="Status", choices=_with_any(Status.choices), required=False)
+    priority = forms.ChoiceField(label="Priority", choices=_with_any(Priority.choices), required=False)
+    category = forms.ChoiceField(label="Category", choices=_with_any(Category.choices), required=False)
+    assignee = forms.ChoiceField(label="Assignee", required=False)
+    sort = forms.ChoiceField(label="Sort by", choices=list(SORT_LABELS.items()), required=False)
 
     def __init__(self, *args, assignees: list[tuple[int, str]] = (), **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -227,6 +227,16 @@ def ticket_get(*, organization: Organization, public_id: Any) -> Ticket:
     )
 
 
+def ticket_ref(*, organization: Organization, public_id: Any) -> Ticket:
+    """The ticket's identity only (404 outside ``organization``), for writes whose service reads
+    the row again under its lock."""
+    return scoped_get_or_404(
+        Ticket.objects.for_organization(organization).only("pk", "organization_id", "public_id"),
+        organization=organization,
+        public_id=public_id,
+    )
+
+
 def comment_list(*, ticket: Ticket, include_internal: bool) -> QuerySet[Comment]:
     queryset = (
         Comment.objects.for_organization(ticket.organization)

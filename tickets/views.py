@@ -138,7 +138,7 @@ PARTS = frozenset({"ticket-summary", "ticket-comments", "ticket-history"})
 @organization_required
 @require_POST
 def comment_add(request: HttpRequest, public_id: str) -> HttpResponse:
-    ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+    ticket = selectors.ticket_ref(organization=request.organization, public_id=public_id)
     form = CommentForm(request.POST, request.FILES)
     if form.is_valid():
         try:
