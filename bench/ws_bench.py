@@ -215,6 +215,7 @@ class ClientProcess:
             "other": dict(self.other),
             "extensions": dict(self.extensions),
             "cpu_s": time.process_time(),
+            "cpu_sys_s": os.times().system,
         }
 
     # -- connecting -----------------------------------------------------------------------
@@ -765,6 +766,7 @@ class Bench:
             "extensions": Counter(),
             "cpu_s": 0.0,
             "protocol_pings": 0,  # lean client only (websockets answers them without counting)
+            "cpu_sys_s": 0.0,  # of cpu_s: in the kernel (socket reads and writes, epoll)
         }
         for s in self.stats_replies:
             merged["pings"].update(s["pings"])
@@ -775,6 +777,7 @@ class Bench:
             merged["extensions"].update(s["extensions"])
             merged["cpu_s"] += s["cpu_s"]
             merged["protocol_pings"] += s.get("protocol_pings", 0)
+            merged["cpu_sys_s"] += s.get("cpu_sys_s", 0.0)
         return merged
 
     # -- connecting -----------------------------------------------------------------------
@@ -981,6 +984,7 @@ class Bench:
             "daphne_cpu_s": cpu_after["daphne"]["cpu_s"] - cpu_before["daphne"]["cpu_s"],
             "worker_cpu_s": cpu_after["worker"]["cpu_s"] - cpu_before["worker"]["cpu_s"],
             "bench_clients_cpu_s": clients_cpu_after - clients_cpu_before,
+            "bench_clients_sys_s": stats_after["cpu_sys_s"] - stats_before["cpu_sys_s"],
             # Every message the clients read in the rounds (heartbeats included), and the kinds
             # they did not expect: the same counts from both client implementations.
             "client_frames": stats_after["frames"] - stats_before["frames"],
@@ -1243,7 +1247,8 @@ class Bench:
                 f"rounds phase: {self.rounds_s:.1f}s; CPU daphne {self.rounds_cpu['daphne_cpu_s']:.1f}s "
                 f"({self.rounds_cpu['daphne_cpu_s'] / n * 1e3:.0f} ms per round), "
                 f"worker {self.rounds_cpu['worker_cpu_s']:.1f}s, bench client processes "
-                f"{self.rounds_cpu['bench_clients_cpu_s']:.1f}s; messages read by the clients "
+                f"{self.rounds_cpu['bench_clients_cpu_s']:.1f}s (kernel {self.rounds_cpu['bench_clients_sys_s']:.1f}s); "
+                f"messages read by the clients "
                 f"{self.rounds_cpu['client_frames']} (unexpected kinds {self.rounds_cpu['client_other'] or 'none'})"
             )
         print(f"duplicates dropped client-side: {self.duplicates}; unexpected socket closes: {len(self.closed)}")
