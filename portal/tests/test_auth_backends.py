@@ -55,3 +55,38 @@ def test_a_page_sees_a_membership_removed_since_the_last_request(member, member_
     # Nothing is remembered between requests: with no membership left the page sends them away.
     response = member_client.get(reverse("tickets:list"))
     assert response.status_code == 302 and response["Location"] == reverse("no_organization")
+
+
+def test_a_malformed_session_user_id_is_nobody(db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert MembershipsModelBackend().get_user("not-a-number") is None
+
+
+def test_the_hand_written_join_loads_what_select_related_loads(member):
+    """``portal.joins`` against the ORM: the same objects, every field, linked the same way."""
+    from django.db import DEFAULT_DB_ALIAS
+
+    from portal import joins
+    from portal.auth_backends import _memberships_lookup
+    from portal.models import Membership
+
+    zeta = OrganizationFactory(name="Zeta Hosting", slug="zeta")
+    MembershipFactory(organization=zeta, user=member.user, role="admin")
+    MembershipFactory(organization=zeta)  # someone else's
+    rows = _memberships_lookup(DEFAULT_DB_ALIAS).rows(DEFAULT_DB_ALIAS, [member.user.pk])
+    orm = list(
+        Membership.objects.filter(user=member.user)
+        .select_related("user", "organization")
+        .order_by("organization__name", "pk")
+    )
+    assert [row[0] for row in rows] == orm
+    for (membership, user, organization), expected in zip(rows, orm, strict=True):
+        assert membership.user is user and membership.organization is organization
+        for obj, want in ((membership, expected), (user, expected.user), (organization, expected.organization)):
+            fields = [f.attname for f in type(obj)._meta.concrete_fields]
+            assert [getattr(obj, f) for f in fields] == [getattr(want, f) for f in fields]
+            assert obj._state.adding is False and obj._state.db == DEFAULT_DB_ALIAS
+    with pytest.raises(ValueError):
+        joins.build(DEFAULT_DB_ALIAS, ("m", Membership), [], where=[("m", "user", "LIKE %s")])
+    with pytest.raises(ValueError):
+        joins.build(DEFAULT_DB_ALIAS, ("m; DROP", Membership), [], where=[("m; DROP", "user", "= %s")])
