@@ -76,10 +76,29 @@ def test_create_costs_a_fixed_number_of_queries(member_client, member, django_as
 def test_htmx_reply_costs_a_fixed_number_of_queries(member_client, ticket, django_assert_max_num_queries):
     url = reverse("tickets:comment_add", args=[ticket.public_id])
     # the user with their memberships · ticket · BEGIN · lock · INSERT comment · one UPDATE of the
-    # ticket · event · COMMIT · the thread: comments, attachments · unread notifications
-    with django_assert_max_num_queries(11):
+    # ticket · event · COMMIT · the thread: comments, attachments (the fragment has no bell: no
+    # unread count)
+    with django_assert_max_num_queries(10):
         response = member_client.post(url, {"body": "More details"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and "More details" in response.content.decode()
+
+
+def test_fragments_without_the_page_shell_skip_the_unread_count(member_client, member):
+    from django.test.utils import CaptureQueriesContext
+
+    make_ticket(member, subject="VPN down")
+    url = reverse("tickets:list") + "?status=open"
+    with CaptureQueriesContext(connection) as page:
+        html = member_client.get(url).content.decode()
+    with CaptureQueriesContext(connection) as fragment:
+        member_client.get(url, HTTP_HX_REQUEST="true")
+
+    def unread_reads(queries) -> int:
+        return sum("notifications_notification" in q["sql"] for q in queries.captured_queries)
+
+    assert unread_reads(page) == 1 and 'id="live-cursor"' in html  # the shell: bell and live cursor
+    assert unread_reads(fragment) == 0
+    assert len(fragment.captured_queries) == len(page.captured_queries) - 1
 
 
 def test_new_tickets_vector_is_the_refreshed_one(member):
