@@ -818,6 +818,9 @@ class Bench:
             "ramp_s": self.ramp_s,
             "tcp_ms": self.dist([r[1] for r in ok]),
             "open_ms": self.dist([r[2] for r in ok]),
+            # Each connection (JSON only): TCP start (s after the first), TCP ms, handshake ms.
+            "first_start_monotonic": starts[0] if starts else None,
+            "per_connection": sorted([round(r[4] - starts[0], 4), round(r[1], 2), round(r[2], 2)] for r in ok),
         }
         s = self.connect_summary
         self.log(
@@ -1218,7 +1221,7 @@ class Bench:
                 f"{fmt(lat['p50']):>9}{fmt(lat['p95']):>9}{fmt(lat['p99']):>9}{fmt(lat['max']):>9}"
                 f"{fmt(last['p50']):>10}{fmt(last['p95']):>10}"
             )
-        print("  the same frames timed when read off the socket, before the reader task's wake-up and JSON decode:")
+        print("  the same frames timed when their last byte was read off the socket, before the client decoded them:")
         for kind, k in kinds.items():
             arr = k["arrival_latency_ms"]
             print(f"  {kind + ' (arrival)':<24}{fmt(arr['p50']):>31}{fmt(arr['p95']):>9}{fmt(arr['p99']):>9}{fmt(arr['max']):>9}")
