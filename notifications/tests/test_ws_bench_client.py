@@ -288,3 +288,13 @@ def test_lean_client_against_daphne(live_stack, member):
     assert len(_items(client, "closed")) == 1  # only the 4401 above
     assert all(c.state == ws_lean.CLOSED for c in client.conns.values())
     assert _items(client, "stats")[-1][1]["extensions"] == {"none": 3}
+
+
+def test_paced_slots_interleave_the_client_processes_at_the_total_rate():
+    """``--connect-rate R`` over N processes: process p opens its j-th socket at start + (j*N + p)/R."""
+    slots = []
+    for proc in range(2):
+        client = ws_lean.LeanClient(None, None, [], wave=1, open_timeout=5, proc=proc, nprocs=2)
+        client.plan = {"rate": 100.0, "start_at": 1000.0}
+        slots += [client.slot(j) for j in range(5)]
+    assert sorted(slots) == pytest.approx([1000.0 + i / 100 for i in range(10)])
