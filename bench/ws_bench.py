@@ -22,7 +22,7 @@ What it does
    plain non-blocking sockets on one epoll selector per process, the handshake and frames done
    by hand (bench/ws_lean.py: a fraction of the CPU, so the figures measure the server rather
    than the clients on the same cores); ``--client-impl websockets``: asyncio + ``websockets``
-   (the client of every run before 2026-11-26 05:40). Each client opens its own TCP socket
+   (the client of every run in ws_RESULTS.md before the 05:59 section of 2026-11-26). Each client opens its own TCP socket
    (timed: TCP connect) and does the WebSocket handshake with ``Authorization: Token ...`` on it
    (timed: TCP start -> handshake complete, which on this server includes token auth, joining
    the groups and ``accept()``). Clients connect either in waves of ``--wave`` concurrent
@@ -48,9 +48,9 @@ What it does
    (``data.metrics.wsb_key`` or ``wsb:<key>`` in the notification title); a client timestamps a
    frame with ``time.monotonic()`` (CLOCK_MONOTONIC, shared by all processes) twice: when the
    read that brought its last byte returned ("arrival") and when the client has decoded it
-   (websockets: ``recv()`` returned it; lean: its JSON parsed). Latency = receive - commit. Missing frames are counted after a final grace
-   period; a frame reaching a client that should not get it (another org / user) is counted as
-   "unexpected" (tenancy check).
+   (websockets: ``recv()`` returned it; lean: its JSON parsed). Latency = receive - commit.
+   Missing frames are counted after a final grace period; a frame reaching a client that should
+   not get it (another org / user) is counted as "unexpected" (tenancy check).
 4. Soak (``--duration`` seconds): all clients stay connected and read; every
    ``--soak-interval`` s one more ``pipeline_org`` event is published (0: fully idle). RSS/USS of
    the Daphne process(es) and of the Celery worker processes (psutil), and Redis ``INFO memory``,
@@ -693,6 +693,7 @@ class Bench:
         self.cmd_conns, self.data_conns, self.procs = [], [], []
         wave = max(1, math.ceil(self.args.wave / n))
         if self.args.client_impl == "lean":
+            sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ws_lean.py, also in the children
             from ws_lean import lean_client_entry as entry
         else:
             entry = client_entry
