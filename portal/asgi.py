@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels (served by Daphne)."""
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -14,6 +15,7 @@ from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from portal.realtime import (  # noqa: E402
     ApiTokenSocketMiddleware,
@@ -43,3 +45,10 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Everything loaded by now (Django, the URL configuration and every view it names) lives as long as
+# the process: freeze it out of the garbage collector, so a full collection no longer walks it
+# (ADR 0023: the slowest request of 300, and the handshakes around one, 160-200 ms → under 50 ms).
+_ = get_resolver().url_patterns  # imports every view module now
+gc.collect()
+gc.freeze()

@@ -80,3 +80,21 @@ def test_the_sync_middleware_chain_answers_errors_as_pages():
         assert _get(handler, "/tickets/") == 302  # signed out: to the login page
     finally:
         handler.close()
+
+
+def test_a_web_process_freezes_what_it_loaded_at_start_up():
+    """ADR 0023: Django, the URL configuration and the views it names are out of the collector's
+    generations once ``portal.asgi`` is imported (as Daphne does), and the process still serves."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys\n"
+        "import portal.asgi\n"
+        "print(gc.get_freeze_count(), 'tickets.views' in sys.modules)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=True)
+    frozen, views_loaded = out.stdout.split()
+    assert int(frozen) > 100_000 and views_loaded == "True"
