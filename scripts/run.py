@@ -5,7 +5,7 @@
 2. python manage.py collectstatic --noinput (quiet)
 3. python manage.py seed_demo (idempotent; prints the demo logins)
 4. runs together, until Ctrl-C / SIGTERM or until one of them dies:
-     daphne --fd N portal.asgi:application   x DAPHNE_PROCESSES (default: one per CPU core)
+     daphne -v 0 --fd N portal.asgi:application   x DAPHNE_PROCESSES (default: one per CPU core)
          each on its own listening socket bound to 127.0.0.1:$PORT (PORT defaults to 8000)
          with SO_REUSEPORT, so the kernel spreads connections evenly across the processes
          (ADR 0017); DAPHNE_PROCESSES=1 runs a single Daphne the same way
@@ -150,7 +150,9 @@ def daphne_children(sockets: list[socket.socket]) -> list[Child]:
     children = []
     for number, sock in enumerate(sockets, start=1):
         name = "daphne" if len(sockets) == 1 else f"daphne{number}"
-        argv = [str(BIN_DIR / "daphne"), "--fd", str(sock.fileno()), "portal.asgi:application"]
+        # -v 0: no second access log in Daphne's own format; the request log (JSON, with the request
+        # id) is portal.middleware's, and Daphne's other messages go through LOGGING as before.
+        argv = [str(BIN_DIR / "daphne"), "-v", "0", "--fd", str(sock.fileno()), "portal.asgi:application"]
         child = Child(name, argv, pass_fds=(sock.fileno(),), color="daphne")
         child.ready_marker = DAPHNE_READY
         children.append(child)

@@ -13,6 +13,7 @@ import os
 import selectors
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -123,6 +124,16 @@ def test_two_daphne_processes_serve_the_socket_and_each_relays_the_org_pushes(or
         for _, ws in opened[:-1]:
             with pytest.raises(TimeoutError):
                 ws.recv(timeout=0.5)
+
+        # One access log line per request: the JSON one with its request id, not Daphne's own too.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as response:
+            assert response.status == 200
+        deadline = time.monotonic() + 10
+        while not any(b'"path": "/accounts/login/"' in line for line in list(output)):
+            assert time.monotonic() < deadline, b"\n".join(output).decode(errors="replace")[-3000:]
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert not any(b'"GET /accounts/login/' in line for line in list(output))
     finally:
         with contextlib.suppress(Exception):
             sockets_open.close()

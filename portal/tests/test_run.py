@@ -87,7 +87,7 @@ def test_one_daphne_per_socket_each_serving_its_inherited_descriptor():
         children = run.daphne_children(sockets)
         assert [c.name for c in children] == ["daphne1", "daphne2"]
         for child, sock in zip(children, sockets, strict=True):
-            assert child.argv[1:] == ["--fd", str(sock.fileno()), "portal.asgi:application"]
+            assert child.argv[1:] == ["-v", "0", "--fd", str(sock.fileno()), "portal.asgi:application"]
             assert child.pass_fds == (sock.fileno(),)
         single = run.daphne_children(sockets[:1])
         assert [c.name for c in single] == ["daphne"]
