@@ -74,7 +74,7 @@ def _option(widget: dict) -> str:
     return f'<option value="{_string(widget["value"])}"{_attrs(widget["attrs"])}>{_text(widget["label"])}</option>\n'
 
 
-def _select(widget: dict) -> str:
+def _select(widget: dict) -> str | None:
     """``django/forms/widgets/select.html`` (options through their own template name)."""
     parts = [f'<select name="{_text(widget["name"])}"{_attrs(widget["attrs"])}>']
     for group_name, group_choices, _index in widget["optgroups"]:

@@ -9,10 +9,13 @@ reading and the kernel takes only part of a frame (the rest is queued behind it)
 import contextlib
 import json
 import time
+from datetime import datetime
 
 import pytest
 from websockets.sync.client import connect
 
+from notifications.models import Push
+from notifications.services import push_message
 from portal import realtime
 from portal import services as portal_services
 from portal.tests.factories import MembershipFactory
@@ -23,16 +26,17 @@ BIG = 600 * 1024  # under Daphne's 1 MiB message limit; 20 of them overflow the 
 
 
 def _message(push_id, organization_id, *, user=None, event="metrics_update", data=None):
-    return {
-        "type": "push.message",
-        "id": push_id,
-        "event": event,
-        "organization": organization_id,
-        "user": user,
-        "created": "2026-11-26T04:00:00+00:00",
-        "data": data or {},
-        "html": "",
-    }
+    """The channel-layer message a push sends (``notifications.services.push_message``)."""
+    push = Push(
+        pk=push_id,
+        type=event,
+        organization_id=organization_id,
+        user_id=user,
+        created_at=datetime.fromisoformat("2026-11-26T04:00:00+00:00"),
+        data=data or {},
+        html="",
+    )
+    return push_message(push)
 
 
 def _receive_ids(ws, count, timeout=60):

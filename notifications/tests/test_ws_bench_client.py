@@ -14,10 +14,13 @@ import selectors
 import socket
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from notifications.models import Push
+from notifications.services import push_message
 from portal import realtime
 from portal import services as portal_services
 from portal.tests.factories import MembershipFactory
@@ -215,16 +218,17 @@ def _items(client, tag):
 
 
 def _push(push_id, org, *, user=None, event="metrics_update", data=None):
-    return {
-        "type": "push.message",
-        "id": push_id,
-        "event": event,
-        "organization": org,
-        "user": user,
-        "created": "2026-11-26T05:00:00+00:00",
-        "data": data or {},
-        "html": "",
-    }
+    """The channel-layer message a push sends (``notifications.services.push_message``)."""
+    push = Push(
+        pk=push_id,
+        type=event,
+        organization_id=org,
+        user_id=user,
+        created_at=datetime.fromisoformat("2026-11-26T05:00:00+00:00"),
+        data=data or {},
+        html="",
+    )
+    return push_message(push)
 
 
 @pytest.mark.django_db(transaction=True)
