@@ -1,6 +1,10 @@
+from datetime import datetime
+
 import pytest
 from django.db import transaction
 
+from notifications.models import Push
+from notifications.services import push_message
 from portal import events
 from portal.models import Event
 from tickets.tests.factories import make_agent, make_ticket
@@ -26,3 +30,17 @@ def publish(event_type, organization, data, actor=None):
     with transaction.atomic():
         events.publish(event_type, organization=organization, data=data, actor=actor)
     dispatch_all()
+
+
+def push_message_for(push_id, organization_id, *, user=None, event="metrics_update", data=None):
+    """The channel-layer message a push with these values sends (``services.push_message``)."""
+    push = Push(
+        pk=push_id,
+        type=event,
+        organization_id=organization_id,
+        user_id=user,
+        created_at=datetime.fromisoformat("2026-11-26T04:00:00+00:00"),
+        data=data or {},
+        html="",
+    )
+    return push_message(push)

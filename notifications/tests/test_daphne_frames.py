@@ -9,13 +9,11 @@ reading and the kernel takes only part of a frame (the rest is queued behind it)
 import contextlib
 import json
 import time
-from datetime import datetime
 
 import pytest
 from websockets.sync.client import connect
 
-from notifications.models import Push
-from notifications.services import push_message
+from notifications.tests.conftest import push_message_for
 from portal import realtime
 from portal import services as portal_services
 from portal.tests.factories import MembershipFactory
@@ -23,20 +21,6 @@ from portal.tests.factories import MembershipFactory
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 BIG = 600 * 1024  # under Daphne's 1 MiB message limit; 20 of them overflow the socket buffers
-
-
-def _message(push_id, organization_id, *, user=None, event="metrics_update", data=None):
-    """The channel-layer message a push sends (``notifications.services.push_message``)."""
-    push = Push(
-        pk=push_id,
-        type=event,
-        organization_id=organization_id,
-        user_id=user,
-        created_at=datetime.fromisoformat("2026-11-26T04:00:00+00:00"),
-        data=data or {},
-        html="",
-    )
-    return push_message(push)
 
 
 def _receive_ids(ws, count, timeout=60):
@@ -68,9 +52,9 @@ def test_org_pushes_reach_every_socket_whole_and_in_order_even_when_a_client_sta
         expected = []
         for n in range(20):
             # A big org push, a small org push and a push for the first user only, interleaved.
-            big = _message(base + 3 * n, org, data={"seq": n, "blob": chr(ord("a") + n % 26) * BIG})
-            small = _message(base + 3 * n + 1, org, event="ticket_update", data={"seq": n})
-            own = _message(base + 3 * n + 2, org, user=member.user_id, event="notification", data={"seq": n})
+            big = push_message_for(base + 3 * n, org, data={"seq": n, "blob": chr(ord("a") + n % 26) * BIG})
+            small = push_message_for(base + 3 * n + 1, org, event="ticket_update", data={"seq": n})
+            own = push_message_for(base + 3 * n + 2, org, user=member.user_id, event="notification", data={"seq": n})
             realtime.group_send(realtime.organization_group(org), big)
             realtime.group_send(realtime.organization_group(org), small)
             realtime.group_send(realtime.user_group(member.user_id), own)

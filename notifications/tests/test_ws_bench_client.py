@@ -14,13 +14,11 @@ import selectors
 import socket
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from notifications.models import Push
-from notifications.services import push_message
+from notifications.tests.conftest import push_message_for
 from portal import realtime
 from portal import services as portal_services
 from portal.tests.factories import MembershipFactory
@@ -217,20 +215,6 @@ def _items(client, tag):
     return [item for item in client.pending if item[0] == tag]
 
 
-def _push(push_id, org, *, user=None, event="metrics_update", data=None):
-    """The channel-layer message a push sends (``notifications.services.push_message``)."""
-    push = Push(
-        pk=push_id,
-        type=event,
-        organization_id=org,
-        user_id=user,
-        created_at=datetime.fromisoformat("2026-11-26T05:00:00+00:00"),
-        data=data or {},
-        html="",
-    )
-    return push_message(push)
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_lean_client_against_daphne(live_stack, member):
@@ -265,15 +249,17 @@ def test_lean_client_against_daphne(live_stack, member):
     big = "x" * 200_000
     realtime.group_send(
         realtime.organization_group(org),
-        _push(1, org, data={"metrics": {"wsb_key": 101, "pad": big}}),
+        push_message_for(1, org, data={"metrics": {"wsb_key": 101, "pad": big}}),
     )
     realtime.group_send(
         realtime.organization_group(org),
-        _push(2, org, event="ticket_update", data={"ticket": "T-9", "comment_count": 1, "pad": "y" * 500}),
+        push_message_for(2, org, event="ticket_update", data={"ticket": "T-9", "comment_count": 1, "pad": "y" * 500}),
     )
     realtime.group_send(
         realtime.user_group(member.user_id),
-        _push(3, org, user=member.user_id, event="notification", data={"notification": {"title": "Reply wsb:102"}}),
+        push_message_for(
+            3, org, user=member.user_id, event="notification", data={"notification": {"title": "Reply wsb:102"}}
+        ),
     )
     _run(client, lambda: len(_items(client, "k")) == 3 and len(_items(client, "t")) == 2)
     assert sorted((k[1], k[2], k[4]) for k in _items(client, "k")) == [(101, 0, 1), (101, 1, 1), (102, 0, 3)]
