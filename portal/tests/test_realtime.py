@@ -1,6 +1,7 @@
 """Token sockets' authentication path (ADR 0018): batched last_used_at, kept connections."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -86,15 +87,21 @@ def test_a_handshake_survives_a_database_connection_dropped_while_idle(member):
     def pool_backend_pid():
         return connection.connection.info.backend_pid if connection.connection is not None else None
 
+    def close_own_connection():  # the pool thread's, looked up on that thread
+        connection.close()
+
     def terminate(pid):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
 
     async def scenario():
+        # One pool thread, so the token lookups and the probes below all run on the thread whose
+        # connection is dropped (with several idle threads, which one takes a call is chance).
+        executor = ThreadPoolExecutor(max_workers=1)
+        asyncio.get_running_loop().set_default_executor(executor)
         first = WebsocketCommunicator(application, "/ws/", headers=first_headers)
         assert (await first.connect(timeout=5))[0]
-        # The pool thread that authenticated the first socket keeps its connection; the
-        # executor hands the next call to that same idle thread.
+        # The pool thread that authenticated the first socket keeps its connection.
         old_pid = await sync_to_async(pool_backend_pid, thread_sensitive=False)()
         assert old_pid is not None
         await database_sync_to_async(terminate)(old_pid)
@@ -107,6 +114,8 @@ def test_a_handshake_survives_a_database_connection_dropped_while_idle(member):
         new_pid = await sync_to_async(pool_backend_pid, thread_sensitive=False)()
         for s in (first, second):
             await s.disconnect(timeout=5)
+        await sync_to_async(close_own_connection, thread_sensitive=False)()
+        executor.shutdown(wait=False)
         return old_pid, new_pid
 
     old_pid, new_pid = async_to_sync(scenario)()
