@@ -5,7 +5,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-from portal.asgi_handler import get_asgi_application
+from portal.asgi_handler import get_asgi_application, leave_request_bodies_to_django
 
 # Django must be set up before anything imports models (consumers, routing).
 django_asgi_app = get_asgi_application()
@@ -25,6 +25,8 @@ from portal.realtime import (  # noqa: E402
 )
 from portal.routing import websocket_urlpatterns  # noqa: E402
 
+# Daphne hands POST bodies to Django as they came; Twisted no longer parses them first (ADR 0024).
+leave_request_bodies_to_django()
 # Daphne's WebSocket protocol (autobahn) renders unused debug-log arguments per connection and
 # per frame; skip that work (ADR 0017).
 defer_autobahn_debug_arguments()

@@ -20,6 +20,8 @@ See docs/adr/0015-asgi-request-threads.md.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from concurrent.futures import ThreadPoolExecutor
 
 import django
@@ -68,3 +70,34 @@ def get_asgi_application() -> ReusedThreadASGIHandler:
     """Like ``django.core.asgi.get_asgi_application``, with the reused-thread handler."""
     django.setup(set_prefix=False)
     return ReusedThreadASGIHandler()
+
+
+def leave_request_bodies_to_django() -> None:
+    """Stop Daphne's HTTP requests from parsing POST bodies that nobody reads. Idempotent.
+
+    Daphne's request class is Twisted's ``http.Request``, which by default parses every POST
+    body into ``request.args``: form-encoded bodies with ``parse_qs``, multipart ones (every form
+    with a file field) with the standard library's e-mail parser, in the reactor thread, before
+    the application sees a byte. Daphne never reads ``args``: it hands the raw body to the ASGI
+    application, where Django parses it again. So each POST was parsed twice, once slowly and
+    with the whole upload copied in memory while every socket of the process waited, and a body
+    that Twisted's parser rejected got Twisted's bare 400 instead of the portal's. Twisted's
+    ``parsePOSTFormSubmission=False`` (Twisted 25.5+) turns that parsing off; with an older
+    Twisted this does nothing. See docs/adr/0024-daphne-request-bodies.md.
+    """
+    from daphne.http_protocol import WebRequest
+    from twisted.web.http import Request
+
+    if getattr(WebRequest, "_portal_raw_bodies", False):
+        return
+    if "parsePOSTFormSubmission" not in inspect.signature(Request.__init__).parameters:
+        return
+    init = WebRequest.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("parsePOSTFormSubmission", False)
+        init(self, *args, **kwargs)
+
+    WebRequest.__init__ = __init__
+    WebRequest._portal_raw_bodies = True
