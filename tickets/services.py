@@ -596,7 +596,8 @@ def comment_create(
 
     An agent's first public reply meets the first-response target; a customer's reply on a
     resolved ticket, or one waiting on them, reopens it. ``membership``: the author's membership
-    if the caller already resolved it. ``comment.ticket`` is the ticket as this reply left it.
+    if the caller already resolved it. ``comment.ticket`` is the ticket as this reply left it, and
+    ``comment.files`` the reply's attachments.
     """
     body = _clean_body("body", body)
     agent = is_agent(author)
@@ -620,7 +621,7 @@ def comment_create(
         internal=internal,
         by_agent=agent,
     )
-    _attachments_save(ticket=ticket, comment=comment, uploader=author, checked=checked)
+    comment.files = _attachments_save(ticket=ticket, comment=comment, uploader=author, checked=checked)
     if internal:
         _audit(ticket, author, {"internal_note": ("", "added")})
         ticket.updated_at = timezone.now()

@@ -151,15 +151,24 @@ def comment_add(request: HttpRequest, public_id: str) -> HttpResponse:
             if not request.htmx:
                 messages.success(request, "Reply added.")
                 return redirect(reverse("tickets:detail", args=[ticket.public_id]) + "#comments")
-            # The fragment shows the thread and the reply form: the ticket as the reply left it, and
-            # the thread read once more (two queries instead of the whole page's five).
-            ticket = comment.ticket
-            comments, _ = selectors.ticket_thread(ticket=ticket, include_internal=services.is_agent(request.user))
-            context = {"ticket": ticket, "comments": comments, "comment_form": CommentForm()}
-            return render(request, "tickets/detail.html#ticket-conversation", context)
+            return render(request, "tickets/detail.html#comment-added", _comment_added_context(request, comment))
     context = _detail_context(request, _page(request, public_id), comment_form=form)
-    template = "tickets/detail.html#ticket-conversation" if request.htmx else "tickets/detail.html"
+    template = "tickets/detail.html#comment-form" if request.htmx else "tickets/detail.html"
     return render(request, template, context, status=400)
+
+
+def _comment_added_context(request: HttpRequest, comment) -> dict:
+    """A fresh form for the ticket as the reply left it, and the reply for the thread: appended to it
+    (no query), or the whole thread when the reply is the first the customer sees, or for agents,
+    whose thread also holds internal notes (read again: two queries). Replies that others posted
+    meanwhile arrive by the live push, which swaps the whole thread."""
+    ticket = comment.ticket
+    comments = None
+    if services.is_agent(request.user):
+        comments, _ = selectors.ticket_thread(ticket=ticket, include_internal=True)
+    elif ticket.comment_count <= 1:
+        comments = [comment]
+    return {"ticket": ticket, "comment": comment, "comments": comments, "comment_form": CommentForm()}
 
 
 @organization_required

@@ -122,8 +122,8 @@ def _attachment_link(ticket, attachment) -> str:
 
 @register.simple_tag
 def ticket_comment(comment, ticket) -> SafeString:
-    """One ``<li>`` of a ticket's conversation: the detail page, the reply fragment and the live
-    push render the whole thread, ~0.4 ms a comment through the template."""
+    """One ``<li>`` of a ticket's conversation (the detail page and the live push render the whole
+    thread, the reply fragment its one reply), ~0.4 ms a comment through the template."""
     author = comment.author
     agent, internal = comment.by_agent, comment.internal
     created = comment.created_at
@@ -133,9 +133,7 @@ def ticket_comment(comment, ticket) -> SafeString:
         ' <span class="badge badge-warn">Internal note</span>' if internal else ""
     )
     files = getattr(comment, "files", None)
-    attachments = (
-        f'<ul class="attachments">{"".join(_attachment_link(ticket, a) for a in files)}</ul>' if files else ""
-    )
+    attachments = f'<ul class="attachments">{"".join(_attachment_link(ticket, a) for a in files)}</ul>' if files else ""
     return mark_safe(  # noqa: S308 - every interpolated text is escaped or one of our constants
         f'<li id="comment-{comment.public_id}" class="{classes}">\n'
         '  <div class="comment-head">\n'

@@ -45,6 +45,12 @@ def test_create_filter_and_reply(page, live_server, member):
     page.get_by_role("button", name="Send reply").click()
     expect(page.locator("#ticket-comments")).to_contain_text("Here is a trace id: abc-123")
     expect(page.get_by_label("Your reply")).to_have_value("")
+    # A second reply is appended to the thread, once, and the form empties again.
+    page.get_by_label("Your reply").fill("It started after the certificate rotation")
+    page.get_by_role("button", name="Send reply").click()
+    expect(page.locator("#comments > li")).to_have_count(2)
+    expect(page.locator("#comments > li").last).to_contain_text("It started after the certificate rotation")
+    expect(page.get_by_label("Your reply")).to_have_value("")
 
 
 def test_ticket_pages_fit_a_phone(phone_page, live_server, member):

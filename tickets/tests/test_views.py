@@ -171,13 +171,52 @@ def test_detail_costs_a_fixed_number_of_queries(member_client, ticket, agent, me
     assert response.content.decode().count('<li id="comment-') == 20
 
 
-def test_reply_with_htmx_returns_the_updated_conversation(member_client, ticket):
-    response = member_client.post(
-        reverse("tickets:comment_add", args=[ticket.public_id]), {"body": "More details"}, HTTP_HX_REQUEST="true"
-    )
+def _htmx_reply(client, ticket, body):
+    return client.post(reverse("tickets:comment_add", args=[ticket.public_id]), {"body": body}, HTTP_HX_REQUEST="true")
+
+
+def test_htmx_reply_is_appended_to_the_thread_and_the_form_comes_back_empty(member_client, ticket, agent):
+    services.comment_create(ticket=ticket, author=agent, body="Which region?")
+    response = _htmx_reply(member_client, ticket, "More details")
     assert response.status_code == 200
     body = response.content.decode()
-    assert "More details" in body and 'id="ticket-conversation"' in body and "<html" not in body
+    assert "<html" not in body
+    # The reply goes to the end of the thread on the page; the thread itself is not sent again.
+    reply = Comment.objects.get(body="More details")
+    assert f'<ol hx-swap-oob="beforeend:#comments"><li id="comment-{reply.public_id}"' in body
+    assert "Which region?" not in body
+    # The form that was sent is replaced by an empty one.
+    assert '<form id="comment-form"' in body and 'hx-target="this"' in body
+    assert '<textarea name="body" cols="40" rows="4" maxlength="20000" required id="id_body">\n</textarea>' in body
+
+
+def test_first_htmx_reply_replaces_the_empty_thread(member_client, ticket):
+    page = member_client.get(_detail(ticket)).content.decode()
+    assert "No replies yet" in page and 'id="comments"' not in page  # nothing to append to yet
+    body = _htmx_reply(member_client, ticket, "First words").content.decode()
+    assert '<div id="ticket-comments" class="card" hx-swap-oob="true">' in body
+    assert '<ol class="comments" id="comments">' in body and "First words" in body
+    assert "No replies yet" not in body
+
+
+def test_htmx_reply_that_reopens_the_ticket_drops_the_reopen_hint(member_client, ticket, agent):
+    services.ticket_change_status(ticket=ticket, actor=agent, status=Status.RESOLVED)
+    assert "Replying reopens the ticket." in member_client.get(_detail(ticket)).content.decode()
+    body = _htmx_reply(member_client, ticket, "Still broken").content.decode()
+    assert "Replying reopens the ticket." not in body
+    ticket.refresh_from_db()
+    assert ticket.status == Status.OPEN
+
+
+def test_an_agents_htmx_reply_returns_the_thread_with_internal_notes(client, ticket, agent):
+    from portal.tests.factories import MembershipFactory
+
+    MembershipFactory(organization=ticket.organization, user=agent, role="member")
+    services.comment_create(ticket=ticket, author=agent, body="Customer is on the old plan", internal=True)
+    client.force_login(agent)
+    body = _htmx_reply(client, ticket, "We are on it").content.decode()
+    assert '<div id="ticket-comments" class="card" hx-swap-oob="true">' in body
+    assert "Customer is on the old plan" in body and "We are on it" in body
 
 
 def test_reply_without_javascript_redirects_back(member_client, ticket):
@@ -189,7 +228,9 @@ def test_empty_reply_is_a_form_error(member_client, ticket):
     response = member_client.post(
         reverse("tickets:comment_add", args=[ticket.public_id]), {"body": ""}, HTTP_HX_REQUEST="true"
     )
-    assert response.status_code == 400 and "This field is required." in response.content.decode()
+    body = response.content.decode()
+    assert response.status_code == 400 and "This field is required." in body
+    assert body.lstrip().startswith('<form id="comment-form"')  # the form again, in place, with its error
     assert not Comment.objects.exists()
 
 
