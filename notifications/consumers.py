@@ -107,8 +107,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         if not self.api and session is not None and session.session_key:
             groups.append(realtime.session_group(session.session_key))
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+        async with realtime.group_change_slots():
+            for group in groups:
+                await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = groups
         # The organization's group is shared by every socket of the org in this process: one
         # channel-layer member relays each org-wide push to all of them (see realtime.GroupRelay).
@@ -157,8 +158,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.heartbeat is not None:
             self.heartbeat.cancel()
         await self._leave_relay()
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        async with realtime.group_change_slots():
+            for group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
