@@ -81,9 +81,19 @@ def sla_badge(ticket, now=None) -> SafeString:
 @register.simple_tag
 def ticket_row(ticket, live=False, now=None) -> SafeString:
     """One ``<tr>`` of the list (also pushed live, swapped out of band by its id)."""
-    now = now or timezone.now()
-    tz = timezone.get_current_timezone()  # looked up once per row, not per date
-    english = is_english()
+    html_ = _row_html(ticket, live, now or timezone.now(), timezone.get_current_timezone(), is_english())
+    return mark_safe(html_)  # noqa: S308 - escaped in _row_html
+
+
+@register.simple_tag
+def ticket_rows(tickets) -> SafeString:
+    """The list page's rows in one call. Through the template, each row cost about twice what
+    building it does: the loop, the tag's argument lookups, the time zone and language per row."""
+    now, tz, english = timezone.now(), timezone.get_current_timezone(), is_english()
+    return mark_safe("\n".join(_row_html(ticket, False, now, tz, english) for ticket in tickets))  # noqa: S308
+
+
+def _row_html(ticket, live, now, tz, english) -> str:
     replies = ticket.comment_count
     assignee = ticket.assignee
     public_id = ticket.public_id
@@ -97,7 +107,8 @@ def ticket_row(ticket, live=False, now=None) -> SafeString:
     assigned = (
         _e(assignee.get_full_name() or assignee.get_username()) if assignee else '<span class="muted">Unassigned</span>'
     )
-    return mark_safe(  # noqa: S308 - every interpolated text is escaped or one of our constants
+    # Every interpolated text is escaped or one of our constants.
+    return (
         f'<tr id="ticket-row-{public_id}"{oob}>\n'
         f'          <td data-label="Ticket"><a href="{_e(detail_url(public_id))}"><span class="ticket-number">'
         f"{ticket.reference}</span> {_e(ticket.subject)}</a>\n"
@@ -122,19 +133,30 @@ def _attachment_link(ticket, attachment) -> str:
 
 @register.simple_tag
 def ticket_comment(comment, ticket) -> SafeString:
-    """One ``<li>`` of a ticket's conversation (the detail page and the live push render the whole
-    thread, the reply fragment its one reply), ~0.4 ms a comment through the template."""
+    """One ``<li>`` of a ticket's conversation: the reply fragment's one reply."""
+    return mark_safe(_comment_html(comment, ticket, timezone.get_current_timezone()))  # noqa: S308
+
+
+@register.simple_tag
+def ticket_comments(comments, ticket) -> SafeString:
+    """A ticket's conversation, one ``<li>`` a comment (the detail page and the live push), in one
+    call; ~0.4 ms a comment through a template."""
+    tz = timezone.get_current_timezone()
+    return mark_safe("\n".join(_comment_html(comment, ticket, tz) for comment in comments))  # noqa: S308
+
+
+def _comment_html(comment, ticket, tz) -> str:
+    """Every interpolated text is escaped or one of our constants."""
     author = comment.author
     agent, internal = comment.by_agent, comment.internal
     created = comment.created_at
-    tz = timezone.get_current_timezone()
     classes = "comment" + (" comment-agent" if agent else "") + (" comment-internal" if internal else "")
     badges = (' <span class="badge">Support</span>' if agent else "") + (
         ' <span class="badge badge-warn">Internal note</span>' if internal else ""
     )
     files = getattr(comment, "files", None)
     attachments = f'<ul class="attachments">{"".join(_attachment_link(ticket, a) for a in files)}</ul>' if files else ""
-    return mark_safe(  # noqa: S308 - every interpolated text is escaped or one of our constants
+    return (
         f'<li id="comment-{comment.public_id}" class="{classes}">\n'
         '  <div class="comment-head">\n'
         f"    <strong>{_e(author.get_full_name() or author.email)}</strong>{badges}\n"
