@@ -83,6 +83,19 @@
     if (document.visibilityState === "visible" && !isOpen() && wrapper && !stopped) wrapper.reconnect();
   });
 
+  // Out-of-band insertions (appends such as a reply added to its thread, or a new row) never add
+  // an element whose id is already on the page: a live push of the same reply can swap the whole
+  // thread in before the reply's own response arrives. Whole-element swaps (outerHTML) replace
+  // by id and are left alone.
+  document.addEventListener("htmx:oobBeforeSwap", function (e) {
+    var fragment = e.detail.fragment;
+    if (!fragment || fragment.nodeType !== 1) return;  // an element's children, not a whole element
+    Array.prototype.slice.call(fragment.children).forEach(function (child) {
+      if (child.id && document.getElementById(child.id)) fragment.removeChild(child);
+    });
+    if (!fragment.children.length) e.detail.shouldSwap = false;
+  });
+
   // Polling fallback: the same fragments, from the database, every 30 s (304 when nothing new).
   function poll() {
     if (stopped) return;

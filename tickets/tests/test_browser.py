@@ -59,3 +59,30 @@ def test_ticket_pages_fit_a_phone(phone_page, live_server, member):
     for path in ("/tickets/", f"/tickets/{ticket.public_id}/", "/tickets/new/"):
         phone_page.goto(live_server.url + path)
         assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+
+
+def test_a_reply_already_on_the_page_is_not_appended_again(page, live_server, member):
+    """The live push of a reply can swap the whole thread in before the reply's own response
+    arrives; the response's out-of-band append then skips what is already there."""
+    from tickets import services
+
+    ticket = make_ticket(member, subject="Disk latency")
+    services.comment_create(ticket=ticket, author=member.user, body="It spikes at noon")
+    browser_login(page, live_server, member.user.username, PASSWORD)
+    page.goto(f"{live_server.url}/tickets/{ticket.public_id}/")
+    expect(page.locator("#comments > li")).to_have_count(1)
+    page.evaluate(
+        """() => {
+            const pushed = document.createElement("li");
+            pushed.id = "comment-already-pushed";
+            pushed.textContent = "pushed first";
+            document.getElementById("comments").appendChild(pushed);
+            htmx.swap("#comment-form",
+                '<ol hx-swap-oob="beforeend:#comments"><li id="comment-already-pushed">answered</li>'
+                + '<li id="comment-new">a new one</li></ol><form id="comment-form"></form>',
+                {swapStyle: "outerHTML"});
+        }"""
+    )
+    expect(page.locator("#comments > li")).to_have_count(3)
+    expect(page.locator("#comment-already-pushed")).to_have_text("pushed first")
+    expect(page.locator("#comment-new")).to_have_text("a new one")
