@@ -86,3 +86,12 @@ def test_a_reply_already_on_the_page_is_not_appended_again(page, live_server, me
     expect(page.locator("#comments > li")).to_have_count(3)
     expect(page.locator("#comment-already-pushed")).to_have_text("pushed first")
     expect(page.locator("#comment-new")).to_have_text("a new one")
+
+
+def test_an_empty_reply_shows_its_error_in_place(page, live_server, member):
+    ticket = make_ticket(member, subject="Disk latency")
+    browser_login(page, live_server, member.user.username, PASSWORD)
+    page.goto(f"{live_server.url}/tickets/{ticket.public_id}/")
+    page.get_by_role("button", name="Send reply").click()
+    expect(page.locator("#comment-form")).to_contain_text("This field is required.")
+    expect(page.get_by_label("Your reply")).to_be_visible()
