@@ -5,8 +5,13 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
+from django_htmx.http import HttpResponseClientRedirect
 
 from portal import tenancy
 from portal.logging import request_id_var
@@ -66,3 +71,28 @@ class OrganizationMiddleware:
         request.membership = membership
         request.organization = membership.organization if membership else None
         return self.get_response(request)
+
+
+class HtmxSignInMiddleware:
+    """Send a signed-out htmx request to the sign-in page as a whole page.
+
+    When a session has ended (it expired, or the user signed out in another tab), ``login_required``
+    answers a fragment request with a redirect to the sign-in page. The browser's XHR follows it,
+    and htmx swapped the whole sign-in page into the fragment's place (a filter's results, the reply
+    form). This middleware answers with ``HX-Redirect`` to the sign-in page instead, coming back to
+    the page the user was on, not to the fragment's URL (which may take only POST).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code == 302 and getattr(request, "htmx", False) and _to_sign_in(response):
+            back = request.htmx.current_url_abs_path or "/"
+            return HttpResponseClientRedirect(redirect_to_login(back).url)
+        return response
+
+
+def _to_sign_in(response: HttpResponse) -> bool:
+    return urlsplit(response["Location"]).path == resolve_url(settings.LOGIN_URL)

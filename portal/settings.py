@@ -128,6 +128,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "portal.middleware.HtmxSignInMiddleware",
     "portal.middleware.OrganizationMiddleware",
     # Last: axes needs the authenticated user and answers lockouts itself.
     "axes.middleware.AxesMiddleware",

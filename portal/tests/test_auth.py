@@ -18,6 +18,28 @@ def test_pages_need_sign_in(client):
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
+def test_a_signed_out_htmx_request_sends_the_whole_page_to_sign_in(client, member):
+    """An expired session must not get the sign-in page swapped into a fragment's place."""
+    page = "http://testserver/tickets/?status=open"
+    response = client.get("/tickets/?status=resolved", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=page)
+    assert response.status_code == 200 and not response.content
+    assert response["HX-Redirect"] == reverse("login") + "?next=/tickets/%3Fstatus%3Dopen"
+    # A fragment that only takes POST (a reply) comes back to the page it was sent from.
+    response = client.post(
+        "/tickets/8d4d3c53-7f1c-4a47-9b84-6a9d1f5bb3a1/comments/",
+        {"body": "hi"},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/tickets/8d4d3c53-7f1c-4a47-9b84-6a9d1f5bb3a1/",
+    )
+    assert response["HX-Redirect"] == reverse("login") + "?next=/tickets/8d4d3c53-7f1c-4a47-9b84-6a9d1f5bb3a1/"
+    # Without a page to come back to (another site's URL, or none), home.
+    response = client.get("/tickets/", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="https://elsewhere.example/x")
+    assert response["HX-Redirect"] == reverse("login") + "?next=/"
+    # Whole pages are redirected as before.
+    response = client.get("/tickets/?status=open")
+    assert response.status_code == 302 and response["Location"] == reverse("login") + "?next=/tickets/%3Fstatus%3Dopen"
+
+
 def test_sign_in_lands_on_the_dashboard(client, member):
     response = _login(client, member.user.username, PASSWORD)
     assert response.status_code == 302 and response["Location"] == reverse("dashboard")

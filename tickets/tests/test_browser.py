@@ -95,3 +95,18 @@ def test_an_empty_reply_shows_its_error_in_place(page, live_server, member):
     page.get_by_role("button", name="Send reply").click()
     expect(page.locator("#comment-form")).to_contain_text("This field is required.")
     expect(page.get_by_label("Your reply")).to_be_visible()
+
+
+def test_a_filter_after_the_session_ended_goes_to_the_sign_in_page(page, live_server, member):
+    """Signed out elsewhere: the next htmx swap takes the whole page to sign-in, then back here."""
+    make_ticket(member, subject="Load balancer returns 502", priority="critical")
+    browser_login(page, live_server, member.user.username, PASSWORD)
+    page.goto(f"{live_server.url}/tickets/")
+    page.context.clear_cookies()
+    page.get_by_label("Priority").select_option("critical")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/tickets/"))
+    expect(page.get_by_role("heading", level=1)).to_have_count(1)  # a page of its own, not nested
+    page.get_by_label("Username").fill(member.user.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/tickets/$"))
