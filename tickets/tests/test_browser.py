@@ -110,3 +110,27 @@ def test_a_filter_after_the_session_ended_goes_to_the_sign_in_page(page, live_se
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/tickets/$"))
+
+
+def test_a_failed_reply_says_so_and_keeps_the_text(page, live_server, member):
+    ticket = make_ticket(member, subject="Disk latency")
+    browser_login(page, live_server, member.user.username, PASSWORD)
+    page.goto(f"{live_server.url}/tickets/{ticket.public_id}/")
+    alert = page.get_by_role("alert")
+    expect(page.locator("#request-error")).to_be_hidden()
+    page.get_by_label("Your reply").fill("Any news?")
+
+    page.route("**/comments/", lambda route: route.fulfill(status=500, body="Server Error"))
+    page.get_by_role("button", name="Send reply").click()
+    expect(alert).to_contain_text("Something went wrong on our side")
+    expect(page.get_by_label("Your reply")).to_have_value("Any news?")
+    page.unroute("**/comments/")
+
+    page.route("**/comments/", lambda route: route.abort())
+    page.get_by_role("button", name="Send reply").click()
+    expect(alert).to_contain_text("could not be reached")
+    page.unroute("**/comments/")
+
+    page.get_by_role("button", name="Send reply").click()
+    expect(page.locator("#ticket-comments")).to_contain_text("Any news?")
+    expect(page.locator("#request-error")).to_be_hidden()

@@ -1,0 +1,32 @@
+// Failed htmx requests say so. htmx leaves the page as it was when a request fails (a server
+// error, a stale CSRF token, no network), which looked like a button that did nothing. The
+// message goes to the page's alert region and clears on the next request that succeeds.
+(function () {
+  "use strict";
+  var MESSAGES = {
+    403: "This page is out of date (you may have signed in again in another tab). Reload the page and try again.",
+    404: "That item no longer exists. Reload the page to see the current state.",
+    413: "That upload is too large.",
+    429: "Too many requests. Wait a moment and try again."
+  };
+  var SERVER = "Something went wrong on our side, and nothing was changed. Try again in a moment.";
+  var OFFLINE = "The portal could not be reached. Check your connection and try again.";
+
+  function region() { return document.getElementById("request-error"); }
+  function show(text) {
+    var el = region();
+    if (!el) return;
+    el.textContent = text;
+    el.hidden = false;
+  }
+
+  document.addEventListener("htmx:responseError", function (e) {
+    var status = e.detail.xhr ? e.detail.xhr.status : 0;
+    show(MESSAGES[status] || SERVER);
+  });
+  document.addEventListener("htmx:sendError", function () { show(OFFLINE); });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var el = region();
+    if (el && !el.hidden && e.detail.successful) el.hidden = true;
+  });
+})();
