@@ -1,3 +1,5 @@
+// What every page's htmx requests need beyond htmx itself.
+//
 // Failed htmx requests say so. htmx leaves the page as it was when a request fails (a server
 // error, a stale CSRF token, no network), which looked like a button that did nothing. The
 // message goes to the page's alert region and clears on the next request that succeeds.
@@ -28,5 +30,21 @@
   document.addEventListener("htmx:afterRequest", function (e) {
     var el = region();
     if (el && !el.hidden && e.detail.successful) el.hidden = true;
+  });
+
+  // Keyboard focus survives a swap. A button disabled while its request runs (hx-disabled-elt)
+  // loses the focus, and the swap then replaces it, so htmx has nothing to give the focus back
+  // to: give it to the element with the same id in the new content.
+  var focusedId = null;
+  document.addEventListener("htmx:beforeRequest", function () {
+    var active = document.activeElement;
+    focusedId = active && active !== document.body && active.id ? active.id : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var id = focusedId;
+    focusedId = null;
+    if (!id || (document.activeElement && document.activeElement !== document.body)) return;
+    var el = document.getElementById(id);
+    if (el) el.focus({ preventScroll: true });
   });
 })();

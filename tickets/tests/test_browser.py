@@ -134,3 +134,15 @@ def test_a_failed_reply_says_so_and_keeps_the_text(page, live_server, member):
     page.get_by_role("button", name="Send reply").click()
     expect(page.locator("#ticket-comments")).to_contain_text("Any news?")
     expect(page.locator("#request-error")).to_be_hidden()
+
+
+def test_keyboard_focus_stays_on_the_reply_button_after_sending(page, live_server, member):
+    ticket = make_ticket(member, subject="Disk latency")
+    browser_login(page, live_server, member.user.username, PASSWORD)
+    page.goto(f"{live_server.url}/tickets/{ticket.public_id}/")
+    page.get_by_label("Your reply").fill("Sent from the keyboard")
+    page.get_by_role("button", name="Send reply").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#ticket-comments")).to_contain_text("Sent from the keyboard")
+    expect(page.get_by_label("Your reply")).to_have_value("")
+    expect(page.get_by_role("button", name="Send reply")).to_be_focused()
