@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.expressions import ArraySubquery
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorExact
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -30,6 +31,7 @@ from django.db.models.lookups import Lookup
 
 from portal.models import Organization
 from portal.tenancy import scoped_get_or_404
+from tickets import caching
 from tickets import services as ticket_services
 from tickets.models import (
     PRIORITY_RANK,
@@ -330,7 +332,16 @@ class _EqualsAny(Lookup):
 
 
 def assignee_choices(*, organization: Organization) -> list[tuple[int, str]]:
-    """Agents who have tickets in this organization (for the list filter)."""
+    """Agents who have tickets in this organization (for the list filter), cached (``caching``)."""
+    key = caching.assignee_choices_key(organization.pk)
+    choices = cache.get(key)
+    if choices is None:
+        choices = _assignee_choices_read(organization)
+        cache.set(key, choices, caching.ASSIGNEE_CHOICES_SECONDS)
+    return choices
+
+
+def _assignee_choices_read(organization: Organization) -> list[tuple[int, str]]:
     ids = Ticket.objects.for_organization(organization).exclude(assignee=None).values("assignee_id").distinct()
     # ``id = ANY(ARRAY(...))``, not ``id IN (...)``: the distinct ids are collected once and the
     # users read by primary key, where IN joined them against a scan of every user of the

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from portal import events
 from portal.models import Membership, Organization
-from tickets import sla
+from tickets import caching, sla
 from tickets.models import (
     BODY_MAX,
     CATEGORY_QUEUE,
@@ -532,6 +532,7 @@ def ticket_update(*, ticket: Ticket, actor: Any, **changes: Any) -> Ticket:
             )
             ticket.assignee = assignee
             update_fields.add("assignee")
+            caching.assignee_choices_changed(ticket.organization_id)
     if "priority" in changes:
         priority = _clean_choice("priority", changes["priority"], Priority)
         if priority != ticket.priority:

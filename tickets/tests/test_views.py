@@ -2,6 +2,8 @@ import uuid
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from portal.testing import assert_cross_org_404
@@ -61,12 +63,34 @@ def test_assignee_filter_offers_the_agents_of_this_organizations_tickets_by_name
     assert (str(zoe.pk), "Zoe Agent") in choices
 
 
+def test_the_agent_filter_lists_a_newly_assigned_agent_at_once(
+    member_client, member, ticket, agent, django_capture_on_commit_callbacks
+):
+    url = reverse("tickets:list")
+
+    def agents() -> list[tuple[str, str]]:
+        choices = member_client.get(url).context["form"].fields["assignee"].choices
+        return [(str(value), str(label)) for value, label in choices if str(value).isdigit()]
+
+    assert agents() == []
+    # The choices are kept (one query fewer for every list page and filter swap) ...
+    with CaptureQueriesContext(connection) as second_page:
+        member_client.get(url)
+    assert not [q for q in second_page.captured_queries if "ARRAY(SELECT DISTINCT" in q["sql"]]  # the agents
+    # ... and dropped when an assignee changes, once the change commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.ticket_update(ticket=ticket, actor=agent, assignee=agent)
+    assert agents() == [(str(agent.pk), "Sam Support")]
+    response = member_client.get(url + f"?assignee={agent.pk}")
+    assert response.status_code == 200 and ticket.subject in response.content.decode()
+
+
 def test_list_page_of_25_costs_a_fixed_number_of_queries(member_client, member, agent, django_assert_max_num_queries):
     for i in range(30):
         t = make_ticket(member, subject=f"Ticket {i}")
         services.ticket_update(ticket=t, actor=agent, assignee=agent)
-    # 4: the user with their memberships, assignee choices, the page with its count (the search's
-    # comes with its rows, count(*) OVER ()), unread notifications
+    # 4: the user with their memberships, assignee choices (cached after this page), the page with
+    # its count (the search's comes with its rows, count(*) OVER ()), unread notifications
     with django_assert_max_num_queries(4):
         response = member_client.get(reverse("tickets:list") + "?sort=priority&q=ticket")
     assert response.content.decode().count('id="ticket-row-') == 25
