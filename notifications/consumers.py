@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -64,6 +65,7 @@ def _frame(message: dict[str, Any], kind: str) -> dict[str, Any]:
 
 class LiveConsumer(AsyncWebsocketConsumer):
     relayed_group: str | None = None
+    write_shared: Callable[[dict[str, Any]], bool] | None = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         try:
@@ -116,6 +118,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.relayed_group = realtime.organization_group(self.organization.pk)
         await realtime.group_relay(self.channel_layer).join(self.relayed_group, self)
         await self.accept()
+        self.write_shared = realtime.shared_frame_writer(self.base_send)
         # Joined before replaying: live messages queue up meanwhile and duplicates are skipped.
         await self._replay()
         while self.relay_backlog:
@@ -209,17 +212,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
-    async def relayed(self, message: dict[str, Any]) -> None:
-        """A message of the organization's group, from this process's relay."""
+    def relayed(self, message: dict[str, Any]) -> Awaitable[None] | None:
+        """A message of the organization's group, from this process's relay: None when handled
+        here and now, else what the relay awaits to finish it.
+
+        The relay calls this once per local socket for every org-wide push, so a push goes
+        straight to the filters and, under Daphne, its shared frame straight to the socket
+        (realtime.shared_frame_writer): no coroutine per socket unless a frame must wait.
+        """
         if self.relay_backlog is not None:  # still connecting: after the replay, in order
             self.relay_backlog.append(message)
-            return
-        if message.get("type") == "push.message":
-            # The relay calls this once per local socket for every org-wide push: go straight
-            # to the handler dispatch() would pick (push_message) without the lookups per socket.
-            await self._deliver(message)
-            return
-        await self.dispatch(message)
+            return None
+        if message.get("type") != "push.message":
+            return self.dispatch(message)
+        frame = self._outgoing(message)
+        if frame is None or (self.write_shared is not None and self.write_shared(frame)):
+            return None
+        return self.base_send(frame)
 
     async def push_message(self, message: dict[str, Any]) -> None:
         await self._deliver(message)
@@ -230,21 +239,28 @@ class LiveConsumer(AsyncWebsocketConsumer):
     # --- Sending ------------------------------------------------------------------------------
 
     async def _deliver(self, message: dict[str, Any]) -> None:
+        frame = self._outgoing(message)
+        if frame is not None:
+            # base_send is what AsyncWebsocketConsumer.send(text_data=...) ends in, minus two
+            # calls per socket per push.
+            await self.base_send(frame)
+
+    def _outgoing(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """The ``websocket.send`` for a push, once per id, if this socket is to get it.
+
+        The frame dict is shared by every socket of the push (servers don't keep it).
+        """
         if message["organization"] != self.organization.pk or message["id"] in self.sent:
-            return
+            return None
         if message["user"] is not None and message["user"] != self.user_id:
-            return
+            return None
         self.sent.add(message["id"])
         self.sent_order.append(message["id"])
         if len(self.sent_order) > SENT_MEMORY:
             self.sent.discard(self.sent_order.popleft())
-        # base_send is what AsyncWebsocketConsumer.send(text_data=...) ends in, minus two calls
-        # per socket per push; the message itself is shared by all sockets (servers don't keep it).
         if self.api:
-            if message["event"] in self.subscriptions:
-                await self.base_send(_frame(message, API_FRAME))
-        elif message["html"]:
-            await self.base_send(_frame(message, HTML_FRAME))
+            return _frame(message, API_FRAME) if message["event"] in self.subscriptions else None
+        return _frame(message, HTML_FRAME) if message["html"] else None
 
     async def _send_json(self, payload: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(payload))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -91,7 +92,8 @@ class GroupRelay:
 
     With one channel per socket, an organization-wide push to 1,000 sockets costs 1,000 Redis
     messages, 1,000 receives and 1,000 consumer wake-ups; the relay's single channel receives it
-    once and hands the *same* message to every local consumer's ``relayed()`` in one pass, and a
+    once and hands the *same* message to every local consumer's ``relayed()`` in one pass (a
+    plain call that returns None when it is done, or an awaitable for the rest), and a
     reconnect storm costs one ``group_add`` per group instead of one per socket. Messages and
     group names are unchanged: other consumers (and other processes) still ``group_add`` and
     receive as usual. One relay per event loop (Daphne has one; tests start a loop per test);
@@ -146,7 +148,9 @@ class GroupRelay:
                 message = await self.layer.receive(state.channel)
                 for consumer in list(state.members):
                     try:
-                        await consumer.relayed(message)
+                        pending = consumer.relayed(message)
+                        if pending is not None:
+                            await pending
                     except Exception:
                         logger.exception("relayed message failed", extra={"group": group})
         except Exception:
@@ -490,14 +494,21 @@ def install_daphne_frame_writes() -> None:
     send_data = AutobahnProtocol.sendData
     open_state = AutobahnProtocol.STATE_OPEN
 
-    def handle_reply_shared(self: Any, message: dict) -> None:
+    def write_shared(self: Any, message: dict) -> bool:
+        """Send the message's SharedFrame now if it can go as a prepared frame; False if it can't."""
         shared = message.get(SHARED_FRAME)
-        if shared is not None and message["type"] == "websocket.send" and self.state == open_state:
-            prepared = shared.prepared_for(self.factory)
-            size = len(prepared.payloadHybi)
-            if self._perMessageCompress is None and not (0 < self.maxMessagePayloadSize < size):
-                self.sendPreparedMessage(prepared)
-                return
+        if shared is None or self.state != open_state or self._perMessageCompress is not None:
+            return False
+        prepared = shared.prepared_for(self.factory)
+        if 0 < self.maxMessagePayloadSize < len(prepared.payloadHybi):
+            return False
+        # What sendPreparedMessage does without compression.
+        self.sendData(prepared.payloadHybi)
+        return True
+
+    def handle_reply_shared(self: Any, message: dict) -> None:
+        if message["type"] == "websocket.send" and write_shared(self, message):
+            return
         handle_reply(self, message)
 
     def send_data_now(self: Any, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
@@ -509,4 +520,32 @@ def install_daphne_frame_writes() -> None:
 
     WebSocketProtocol.handle_reply = handle_reply_shared
     WebSocketProtocol.sendData = send_data_now
+    WebSocketProtocol._portal_write_shared = write_shared
     WebSocketProtocol._portal_frame_writes = True
+
+
+def shared_frame_writer(send: Any) -> Any:
+    """For a consumer's ``send`` under Daphne: a synchronous writer of broadcast frames, else None.
+
+    The writer takes a ``websocket.send`` message and, when it carries a SharedFrame that can go
+    as a prepared frame on an open socket, writes it and returns True; otherwise it does nothing
+    and returns False, and the consumer sends the message the usual way. An org-wide push then
+    costs each local socket one plain call instead of three coroutines (the consumer's, Daphne's
+    ``Server.handle_reply`` with its connection lookups, the protocol's): about a quarter of
+    Daphne's CPU per fanned-out frame went to those layers (bench/ws_RESULTS.md, 2026-11-26 09:29).
+    Daphne passes each application ``partial(server.handle_reply, protocol)`` as ``send``; a
+    protocol is open only while Daphne holds it as connected, which is what its ``handle_reply``
+    checks. Anything else (another server, a test communicator, middleware wrapping ``send``, or
+    install_daphne_frame_writes not run) gets None.
+    """
+    if not isinstance(send, functools.partial) or len(send.args) != 1 or send.keywords:
+        return None
+    try:
+        from daphne.server import Server
+    except ImportError:  # pragma: no cover - Daphne is a dependency
+        return None
+    if getattr(send.func, "__func__", None) is not Server.handle_reply:
+        return None
+    protocol = send.args[0]
+    write = getattr(type(protocol), "_portal_write_shared", None)
+    return None if write is None else functools.partial(write, protocol)
