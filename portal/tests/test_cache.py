@@ -22,6 +22,8 @@ def test_cache_objects_of_different_requests_share_the_process_connection_pool()
     second = _in_a_new_request_context(lambda: caches["default"])
     assert first is not second  # Django: one cache object per request context (ticket #35651)
     assert first._cache._get_connection_pool(True) is second._cache._get_connection_pool(True)
+    # And one client on it: Django's backend builds a new one for every operation.
+    assert first._cache.get_client(write=True) is second._cache.get_client() is first._cache.get_client()
 
 
 def test_reading_the_cache_in_many_requests_does_not_open_a_connection_per_request():
