@@ -385,10 +385,20 @@ def ticket_people(*, organization: Organization, public_id: Any) -> set[int] | N
 
 
 def ticket_live_state(*, organization: Organization, public_id: Any) -> TicketPage | None:
-    """What live viewers of the customer pages see: no internal notes, nothing per-user."""
-    if not Ticket.objects.for_organization(organization).filter(public_id=public_id).exists():
+    """What live viewers of the customer pages see (the ticket's row, status, SLA and public thread):
+    no internal notes, nothing per-user, no history. Three queries; None once the ticket is gone.
+    Every org-wide ticket push reads this in the worker, between the commit and the sockets."""
+    ticket = (
+        Ticket.objects.for_organization(organization)
+        .select_related("requester", "assignee", "organization")
+        .defer("search_vector")
+        .filter(public_id=public_id)
+        .first()
+    )
+    if ticket is None:
         return None
-    return ticket_page(organization=organization, public_id=public_id, user=None, include_internal=False)
+    comments, attachments = ticket_thread(ticket=ticket, include_internal=False)
+    return TicketPage(ticket=ticket, comments=comments, attachments=attachments, history=[], following=False)
 
 
 # --- Batched reads for pages of tickets (GraphQL resolves a page's threads in one go) -------------

@@ -303,3 +303,24 @@ def test_inbox_states_give_each_user_their_own_latest_ten_newest_first(
     assert [n.title for n in states[admin_member.user_id].latest] == ["a0"]
     assert states[other_member.user_id].latest == [] and states[other_member.user_id].unread == 0
     assert selectors.inbox_states(organization=organization, user_ids=[]) == {}
+
+
+def test_a_tickets_live_push_reads_three_queries_and_never_carries_internal_notes(
+    ticket, member, agent, django_assert_num_queries
+):
+    from tickets import selectors as ticket_selectors
+
+    ticket_services.comment_create(ticket=ticket, author=agent, body="Public answer")
+    ticket_services.comment_create(ticket=ticket, author=agent, body="secret", internal=True)
+    ticket_services.comment_create(ticket=ticket, author=member.user, body="Thanks")
+    with django_assert_num_queries(3):  # the ticket with its people, the thread, its files
+        state = ticket_selectors.ticket_live_state(organization=ticket.organization, public_id=ticket.public_id)
+    assert [c.body for c in state.comments] == ["Public answer", "Thanks"]
+    assert state.history == [] and state.following is False  # nothing per-user, no audit trail
+    dispatch_all()
+    pushed = Push.objects.filter(type="ticket_update").latest("id")
+    assert "Public answer" in pushed.html and "secret" not in pushed.html
+
+    ticket.delete()
+    with django_assert_num_queries(1):
+        assert ticket_selectors.ticket_live_state(organization=ticket.organization, public_id=ticket.public_id) is None
