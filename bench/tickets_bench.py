@@ -159,6 +159,21 @@ def code_line() -> str:
         return f"code: {ROOT} (not a git checkout)"
 
 
+def cpu_probe() -> float:
+    """Milliseconds of CPU for a fixed pure-Python workload (best of 5): how fast the machine runs
+    right now. On the shared VM that moves by 1.6 to 2 times within an hour on the same code, so a
+    run's latencies are read against the probe taken after each endpoint."""
+    best = math.inf
+    for _ in range(5):
+        start = time.process_time()
+        total = 0
+        for i in range(150_000):
+            total += i % 7
+        json.loads(json.dumps({"rows": [{"id": i, "subject": f"Ticket {i}"} for i in range(300)]}))
+        best = min(best, time.process_time() - start)
+    return best * 1000
+
+
 def machine_line() -> str:
     cpu = "?"
     with contextlib.suppress(OSError):
@@ -1700,6 +1715,7 @@ class Result:
     reconnects: int = 0
     app_cpu: float | None = None  # seconds, whole run
     db_cpu: float | None = None
+    probe: float | None = None  # cpu_probe() right after the endpoint, ms
 
     def stats(self) -> dict:
         t = sorted(x * 1000 for x in self.times)
@@ -1918,6 +1934,7 @@ def measure(
     if meter:
         result.app_cpu, result.db_cpu = meter.stop()
     result.load = os.getloadavg()
+    result.probe = cpu_probe()
     return result
 
 
@@ -1927,22 +1944,24 @@ def print_results(results: list[Result], size: dict, header: str) -> None:
     print(size_line(size))
     print(
         f"{'endpoint':<16}{'n':>5}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}{'mean':>8}{'req/s':>7}{'err':>5}{'KiB':>7}"
-        f"{'queries':>8}{'app CPU':>9}{'db CPU':>8}  load(1m)"
+        f"{'queries':>8}{'app CPU':>9}{'db CPU':>8}{'probe':>7}  load(1m)"
     )
     for res in results:
         s = res.stats()
         q = "-" if res.queries is None else str(res.queries)
         app = "-" if s["app_cpu_ms"] is None else f"{s['app_cpu_ms']:.1f}"
         db = "-" if s["db_cpu_ms"] is None else f"{s['db_cpu_ms']:.1f}"
+        probe = "-" if res.probe is None else f"{res.probe:.1f}"
         print(
             f"{res.name:<16}{s['n']:>5}{s['p50']:>8.1f}{s['p95']:>8.1f}{s['p99']:>8.1f}{s['max']:>8.1f}{s['mean']:>8.1f}"
-            f"{s['rps']:>7.1f}{s['errors']:>5}{s['avg_kb']:>7.1f}{q:>8}{app:>9}{db:>8}  {res.load[0]:.2f}"
+            f"{s['rps']:>7.1f}{s['errors']:>5}{s['avg_kb']:>7.1f}{q:>8}{app:>9}{db:>8}{probe:>7}  {res.load[0]:.2f}"
         )
         for sample in res.error_samples:
             print(f"    error: {sample}")
     print(
         "(ms; p50/p95/p99 nearest-rank; errors = responses outside 2xx/3xx; app/db CPU = CPU ms per request of the "
-        "server process and of its PostgreSQL backends, independent of how busy the machine is)"
+        "server process and of its PostgreSQL backends, independent of how busy the machine is; probe = ms of CPU "
+        "for a fixed Python workload right after the endpoint: the machine's speed at the time, lower is faster)"
     )
 
 
@@ -1952,17 +1971,18 @@ def markdown_results(results: list[Result], size: dict, header: str) -> str:
         "",
         size_line(size),
         "",
-        "| endpoint | n | p50 ms | p95 ms | p99 ms | max ms | req/s | errors | queries | app CPU ms | db CPU ms | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| endpoint | n | p50 ms | p95 ms | p99 ms | max ms | req/s | errors | queries | app CPU ms | db CPU ms | probe ms | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for res in results:
         s = res.stats()
         q = "-" if res.queries is None else str(res.queries)
         app = "-" if s["app_cpu_ms"] is None else f"{s['app_cpu_ms']:.1f}"
         db = "-" if s["db_cpu_ms"] is None else f"{s['db_cpu_ms']:.1f}"
+        probe = "-" if res.probe is None else f"{res.probe:.1f}"
         lines.append(
             f"| {res.name} | {s['n']} | {s['p50']:.1f} | {s['p95']:.1f} | {s['p99']:.1f} | {s['max']:.1f} | "
-            f"{s['rps']:.1f} | {s['errors']} | {q} | {app} | {db} | {res.load[0]:.1f} |"
+            f"{s['rps']:.1f} | {s['errors']} | {q} | {app} | {db} | {probe} | {res.load[0]:.1f} |"
         )
     return "\n".join(lines)
 
@@ -2034,7 +2054,7 @@ def run(args: argparse.Namespace) -> list[Result]:
                         "header": header,
                         "size": size,
                         "load": os.getloadavg(),
-                        "results": {r.name: r.stats() | {"queries": r.queries} for r in results},
+                        "results": {r.name: r.stats() | {"queries": r.queries, "probe_ms": r.probe} for r in results},
                     }
                 )
                 + "\n"
