@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from machine_probe import cpu_probe  # bench/machine_probe.py, beside this script
+
 # The application code imported for seeding (SLA policies, password hashing, the search-vector check) and
 # for the in-process query counts. BENCH_PROJECT_ROOT points it at another checkout, e.g. a clean export
 # of a commit that the measured server runs.
@@ -157,21 +159,6 @@ def code_line() -> str:
         return f"code: {ROOT} at {head}" + (f" + {len(dirty)} modified tracked files" if dirty else " (clean)")
     except (OSError, subprocess.CalledProcessError):
         return f"code: {ROOT} (not a git checkout)"
-
-
-def cpu_probe() -> float:
-    """Milliseconds of CPU for a fixed pure-Python workload (best of 5): how fast the machine runs
-    right now. On the shared VM that moves by 1.6 to 2 times within an hour on the same code, so a
-    run's latencies are read against the probe taken after each endpoint."""
-    best = math.inf
-    for _ in range(5):
-        start = time.process_time()
-        total = 0
-        for i in range(150_000):
-            total += i % 7
-        json.loads(json.dumps({"rows": [{"id": i, "subject": f"Ticket {i}"} for i in range(300)]}))
-        best = min(best, time.process_time() - start)
-    return best * 1000
 
 
 def machine_line() -> str:

@@ -88,6 +88,8 @@ from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from machine_probe import cpu_probe  # bench/machine_probe.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PING_FRAME = json.dumps({"type": "ping"})
@@ -675,6 +677,7 @@ class Bench:
         out = {
             "label": label,
             "load": os.getloadavg(),
+            "cpu_probe_ms": cpu_probe(),
             "pg_commit_ms": self.dist(commits),
             "pg_select_ms": self.dist(selects),
             "redis_ping_ms": self.dist(pings),
@@ -683,7 +686,8 @@ class Bench:
         self.log(
             f"probe [{label}]: PostgreSQL 1-row UPDATE+COMMIT p50 {fmt(out['pg_commit_ms']['p50'], 2)} ms "
             f"p95 {fmt(out['pg_commit_ms']['p95'], 2)}; SELECT 1 p50 {fmt(out['pg_select_ms']['p50'], 2)} ms; "
-            f"Redis PING p50 {fmt(out['redis_ping_ms']['p50'], 2)} ms; load {out['load'][0]:.2f}"
+            f"Redis PING p50 {fmt(out['redis_ping_ms']['p50'], 2)} ms; CPU probe {out['cpu_probe_ms']:.1f} ms; "
+            f"load {out['load'][0]:.2f}"
         )
         return out
 
@@ -1269,7 +1273,8 @@ class Bench:
             print(
                 f"probe [{p['label']}]: PG UPDATE+COMMIT p50/p95 {fmt(p['pg_commit_ms']['p50'], 2)}/"
                 f"{fmt(p['pg_commit_ms']['p95'], 2)} ms, SELECT 1 p50 {fmt(p['pg_select_ms']['p50'], 2)} ms, "
-                f"Redis PING p50 {fmt(p['redis_ping_ms']['p50'], 2)} ms, load {p['load'][0]:.2f}"
+                f"Redis PING p50 {fmt(p['redis_ping_ms']['p50'], 2)} ms, CPU probe {p['cpu_probe_ms']:.1f} ms, "
+                f"load {p['load'][0]:.2f}"
             )
         print("memory (MB)            daphne RSS  daphne USS  worker RSS  worker USS  redis used  bench db  load1")
         for m in self.samples:
