@@ -34,7 +34,7 @@ SENT_MEMORY = 2000
 
 
 def _cursor(push_id: int) -> str:
-    return f'<span id="live-cursor" hidden data-live-id="{push_id}"></span>'
+    return f'<span id="live-cursor" hidden data-live-id="{push_id}" hx-swap-oob="true"></span>'
 
 
 # An org-wide push reaches every local socket as the same dict (realtime.GroupRelay): the frame

@@ -48,6 +48,34 @@ def test_agent_reply_updates_the_customers_badge_and_ticket_page_without_reload(
     expect(customer.locator("#notification-dropdown-list")).to_contain_text("#1001")
 
 
+def test_a_status_change_reaches_the_customers_ticket_list_without_reload(browser, live_stack, real_celery, member):
+    from tickets import services as ticket_services
+
+    agent = make_agent()
+    ticket = make_ticket(member, subject="Row update test")
+    live_stack.settle()
+    page = _signed_in_context(browser, live_stack, member.user).new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(f"{live_stack.url}/tickets/")
+    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+    page.evaluate("window.__marker = 'no reload'")
+    row = page.locator(f"#ticket-row-{ticket.public_id}")
+    expect(row.locator("td[data-label=Status]")).to_have_text("Open")
+
+    _in_thread(ticket_services.ticket_change_status, ticket=ticket, actor=agent, status="in_progress")
+
+    # The row is a <tr>: pushed inside a <template>, swapped in place (it used to be dropped).
+    expect(row.locator("td[data-label=Status]")).to_have_text("In progress", timeout=15_000)
+    expect(page.locator("#notification-badge")).to_contain_text("1")
+    assert page.evaluate("window.__marker") == "no reload"
+    assert row.evaluate("r => r.tagName + ' in ' + r.parentElement.tagName") == "TR in TBODY"
+    assert page.locator("table template").count() == 0  # the wrapper is not left in the table
+    # The push's fragments for other pages (the ticket's own page, the notifications page) are
+    # skipped quietly, not swapped at nothing.
+    assert [e for e in errors if "oobErrorNoTarget" in e] == []
+
+
 def _in_thread(fn, *args, **kwargs):
     """Run app code off the test thread, whose asyncio loop belongs to Playwright."""
     import threading

@@ -81,7 +81,11 @@ def test_browser_receives_html_fragments_with_a_cursor(member):
         push = await database_sync_to_async(_push)(member.organization, member.user_id)
         await database_sync_to_async(services.push_send)(push_ids=[push.pk])
         frame = await communicator.receive_from(timeout=5)
-        assert frame == f'<span id="live-cursor" hidden data-live-id="{push.pk}"></span>' + "<span id='x'>1</span>"
+        assert (
+            frame
+            == f'<span id="live-cursor" hidden data-live-id="{push.pk}" hx-swap-oob="true"></span>'
+            + "<span id='x'>1</span>"
+        )
         await communicator.disconnect(timeout=5)
 
     _run(scenario)

@@ -51,6 +51,25 @@ def test_mark_one_read_with_htmx_returns_the_row(member_client, member):
     assert n.read_at is not None
 
 
+def test_the_notifications_page_and_its_dropdown_never_share_an_id(member_client, member):
+    # The bell's dropdown is on every page, filled when opened or by a live push. Its items once had
+    # the page rows' ids, so on the notifications page "Mark read" (hx-target="#notification-<id>")
+    # swapped the dropdown's copy and the row the user clicked stayed unread.
+    import re
+
+    notes = [_notify(member, title=f"note {i}") for i in range(3)]
+    page = member_client.get(reverse("notifications:list")).content.decode()
+    dropdown = member_client.get(reverse("notifications:dropdown"), HTTP_HX_REQUEST="true").content.decode()
+    page_ids = re.findall(r'\sid="([^"]+)"', page)
+    dropdown_ids = re.findall(r'\sid="([^"]+)"', dropdown)
+    assert len(page_ids) == len(set(page_ids))
+    assert set(dropdown_ids) - {"notification-dropdown-list"} and not set(page_ids) & (
+        set(dropdown_ids) - {"notification-dropdown-list"}  # the list itself is what the dropdown replaces
+    )
+    for n in notes:
+        assert f'hx-target="#notification-{n.public_id}"' in page and f'id="notification-{n.public_id}"' in page
+
+
 def test_mark_all_and_bulk_read(member_client, member):
     a, b, _ = (_notify(member, title=t) for t in "abc")
     member_client.post(reverse("notifications:read_many"), {"ids": [str(a.public_id), str(b.public_id)]})

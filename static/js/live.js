@@ -63,14 +63,44 @@
   live.addEventListener("htmx:wsBeforeMessage", function (e) {
     lastMessageAt = Date.now();
     var text = e.detail.message;
-    if (text.charAt(0) === "{") { e.preventDefault(); return; }  // ping/pong and control frames
+    e.preventDefault();  // swapped here, not by the extension (see swapLive)
+    if (text.charAt(0) === "{") return;  // ping/pong and control frames
     var match = /data-live-id="(\d+)"/.exec(text);
     if (match) {
       var id = parseInt(match[1], 10);
-      if (seen.has(id)) { e.preventDefault(); return; }
+      if (seen.has(id)) return;
       remember(id);
     }
+    swapLive(text);
   });
+
+  // A push carries its fragments for every page (badge, dropdown, list row, ticket status,
+  // thread, dashboard...): swap those this page has, with htmx's own out-of-band swap. The ws
+  // extension's swap would not do: it treats each top-level element as the fragment, so a table
+  // row, which the server wraps in <template> (outside a table the HTML parser drops <tr>), never
+  // reached the ticket list, and each fragment for another page logged an error.
+  function swapLive(text) {
+    var holder = document.createElement("template");
+    holder.innerHTML = text;
+    var content = holder.content;
+    Array.prototype.slice.call(content.querySelectorAll("template")).forEach(function (t) {
+      pruneMissing(t.content);
+      if (!t.content.children.length) t.remove();
+    });
+    pruneMissing(content);
+    if (content.children.length) htmx.swap(live, content, { swapStyle: "none" });
+  }
+  function pruneMissing(fragment) {
+    Array.prototype.slice.call(fragment.children).forEach(function (elt) {
+      if (elt.tagName === "TEMPLATE") return;
+      var spec = elt.getAttribute("hx-swap-oob") || "true";
+      var colon = spec.indexOf(":");
+      var selector = colon >= 0 ? spec.slice(colon + 1) : "#" + elt.id;
+      var target = null;
+      try { target = selector === "#" ? null : document.querySelector(selector); } catch (err) { target = null; }
+      if (!target) elt.remove();
+    });
+  }
 
   setInterval(function () {
     if (!stopped && wrapper && Date.now() - lastMessageAt > SILENCE_MS) {

@@ -107,9 +107,10 @@ def _row_html(ticket, live, now, tz, english) -> str:
     assigned = (
         _e(assignee.get_full_name() or assignee.get_username()) if assignee else '<span class="muted">Unassigned</span>'
     )
-    # Every interpolated text is escaped or one of our constants.
+    # Every interpolated text is escaped or one of our constants. A pushed row comes in a <template>:
+    # outside a table the HTML parser drops <tr> and <td> tags (htmx's "troublesome tables").
     return (
-        f'<tr id="ticket-row-{public_id}"{oob}>\n'
+        ("<template>" if live else "") + f'<tr id="ticket-row-{public_id}"{oob}>\n'
         f'          <td data-label="Ticket"><a href="{_e(detail_url(public_id))}"><span class="ticket-number">'
         f"{ticket.reference}</span> {_e(ticket.subject)}</a>\n"
         f'            <div class="muted small">{category} · by {_e(_name(ticket.requester))}{shown_replies}</div></td>\n'
@@ -119,7 +120,7 @@ def _row_html(ticket, live, now, tz, english) -> str:
         f'          <td data-label="Assignee">{assigned}</td>\n'
         f'          <td data-label="Updated"><time datetime="{iso(updated, tz)}" title="{_e(long_date(updated, tz))}">'
         f"{_e(timesince(updated, now, english=english))} ago</time></td>\n"
-        "        </tr>"
+        "        </tr>" + ("</template>" if live else "")
     )
 
 
