@@ -1,5 +1,7 @@
 """Two browsers, the real stack: an agent's reply updates the customer's page live."""
 
+import re
+
 import pytest
 from django.test import Client
 from playwright.sync_api import expect
@@ -171,3 +173,23 @@ def test_without_websocket_the_page_polls_every_30_seconds(browser, live_stack, 
     page.clock.run_for(30_000)
     expect(page.locator("#ticket-comments")).to_contain_text("seen by polling", timeout=10_000)
     expect(page.locator("#notification-badge")).to_contain_text("1")
+
+
+def test_mark_read_on_the_notifications_page_marks_that_row_after_the_bell_was_opened(page, live_server, member):
+    from conftest import browser_login
+    from notifications import services
+    from portal.tests.factories import PASSWORD
+
+    services.notify(
+        organization=member.organization, recipient_ids=[member.user_id], kind="billing", title="Invoice ready"
+    )
+    browser_login(page, live_server, member.user.username, PASSWORD)
+    page.goto(f"{live_server.url}/notifications/")
+    page.locator("#notification-menu summary").click()  # the dropdown loads the same notification
+    expect(page.locator("#notification-dropdown-list")).to_contain_text("Invoice ready")
+
+    row = page.locator("#notification-list li", has_text="Invoice ready")
+    row.get_by_role("button", name="Mark read").click()
+
+    expect(row.get_by_role("button", name="Mark read")).to_have_count(0)
+    expect(row).not_to_have_class(re.compile("notification-unread"))
