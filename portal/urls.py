@@ -40,6 +40,7 @@ urlpatterns = [
     path("settings/api-tokens/", views.api_tokens, name="api_tokens"),
     path("settings/api-tokens/<uuid:token_id>/revoke/", views.api_token_revoke, name="api_token_revoke"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("tickets/", include("tickets.urls")),
     path("notifications/", include("notifications.urls")),
     path("costs/", include("forecasting.urls")),

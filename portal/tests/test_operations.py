@@ -140,3 +140,15 @@ def test_dashboard_shows_recent_activity_in_few_queries(member_client, member, d
     with django_assert_max_num_queries(8):
         response = member_client.get(reverse("dashboard"))
     assert response.content.decode().count("Platform metrics for the organization changed.") == 10
+
+
+@pytest.mark.django_db
+def test_every_page_names_its_icon_and_favicon_ico_redirects_to_it(client):
+    from django.templatetags.static import static
+
+    icon = static("img/favicon.svg")
+    login_page = client.get(reverse("login")).content.decode()
+    assert f'<link rel="icon" href="{icon}" type="image/svg+xml">' in login_page
+    response = client.get("/favicon.ico")  # signed out, as browsers ask on pages that name none (admin)
+    assert response.status_code == 301 and response["Location"] == icon
+    assert (Path(settings.BASE_DIR) / "static" / "img" / "favicon.svg").read_text().startswith("<svg")
