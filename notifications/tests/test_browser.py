@@ -38,10 +38,10 @@ def test_agent_reply_updates_the_customers_badge_and_ticket_page_without_reload(
     staff.get_by_role("button", name="Save", exact=True).click()
     expect(staff.locator(".messagelist")).to_contain_text("was changed successfully")
 
-    expect(customer.locator("#ticket-comments")).to_contain_text(
+    expect(customer.locator("[id^=ticket-comments-]")).to_contain_text(
         "We found the cause and deployed a fix.", timeout=15_000
     )
-    expect(customer.locator("#ticket-status")).to_contain_text("Resolved")
+    expect(customer.locator("[id^=ticket-status-]")).to_contain_text("Resolved")
     expect(customer.locator("#notification-badge")).to_contain_text("1")
     assert customer.evaluate("window.__marker") == "no reload"
 
@@ -76,6 +76,33 @@ def test_a_status_change_reaches_the_customers_ticket_list_without_reload(browse
     # The push's fragments for other pages (the ticket's own page, the notifications page) are
     # skipped quietly, not swapped at nothing.
     assert [e for e in errors if "oobErrorNoTarget" in e] == []
+
+
+def test_another_tickets_update_leaves_the_ticket_on_screen_alone(browser, live_stack, real_celery, member):
+    # Every socket of the organization gets every ticket's live update. The thread, status and SLA
+    # of a ticket page once had the same ids on every ticket, so a reply on another ticket replaced
+    # the conversation on screen.
+    from tickets import services as ticket_services
+
+    agent = make_agent()
+    shown = make_ticket(member, subject="The one on screen")
+    other = make_ticket(member, subject="Another one")
+    live_stack.settle()
+    page = _signed_in_context(browser, live_stack, member.user).new_page()
+    page.goto(f"{live_stack.url}/tickets/{shown.public_id}/")
+    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+
+    _in_thread(ticket_services.comment_create, ticket=other, author=agent, body="Reply on the other ticket")
+    _in_thread(ticket_services.ticket_change_status, ticket=other, actor=agent, status="waiting_on_customer")
+    expect(page.locator("#notification-badge")).to_contain_text("1", timeout=15_000)  # the pushes arrive
+    live_stack.settle()
+    page.wait_for_timeout(1_000)
+
+    expect(page.locator(f"#ticket-comments-{shown.public_id}")).to_contain_text("No replies yet")
+    expect(page.locator(f"#ticket-status-{shown.public_id}")).to_contain_text("Open")
+    # The ticket's own update still lands.
+    _in_thread(ticket_services.comment_create, ticket=shown, author=agent, body="Reply on this one")
+    expect(page.locator(f"#ticket-comments-{shown.public_id}")).to_contain_text("Reply on this one", timeout=15_000)
 
 
 def _in_thread(fn, *args, **kwargs):
@@ -136,7 +163,7 @@ def test_browser_reconnects_after_a_server_close_and_catches_up(browser, live_st
         _close(code, member.user_id)
         _badge_after_reply(ticket, agent, body)  # happens while the browser is reconnecting
         expect(page.locator("html")).to_have_attribute("data-live-opens", str(opens), timeout=15_000)
-        expect(page.locator("#ticket-comments")).to_contain_text(body, timeout=15_000)
+        expect(page.locator("[id^=ticket-comments-]")).to_contain_text(body, timeout=15_000)
     expect(page.locator("#notification-badge")).to_contain_text("1")  # one coalesced unread
 
 
@@ -171,7 +198,7 @@ def test_without_websocket_the_page_polls_every_30_seconds(browser, live_stack, 
     _badge_after_reply(ticket, agent, "seen by polling")
     live_stack.settle()  # the worker has written the pushes
     page.clock.run_for(30_000)
-    expect(page.locator("#ticket-comments")).to_contain_text("seen by polling", timeout=10_000)
+    expect(page.locator("[id^=ticket-comments-]")).to_contain_text("seen by polling", timeout=10_000)
     expect(page.locator("#notification-badge")).to_contain_text("1")
 
 

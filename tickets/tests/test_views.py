@@ -218,7 +218,7 @@ def test_first_htmx_reply_replaces_the_empty_thread(member_client, ticket):
     page = member_client.get(_detail(ticket)).content.decode()
     assert "No replies yet" in page and 'id="comments"' not in page  # nothing to append to yet
     body = _htmx_reply(member_client, ticket, "First words").content.decode()
-    assert '<div id="ticket-comments" class="card" hx-swap-oob="true">' in body
+    assert f'<div id="ticket-comments-{ticket.public_id}" class="card" hx-swap-oob="true">' in body
     assert '<ol class="comments" id="comments">' in body and "First words" in body
     assert "No replies yet" not in body
 
@@ -239,7 +239,7 @@ def test_an_agents_htmx_reply_returns_the_thread_with_internal_notes(client, tic
     services.comment_create(ticket=ticket, author=agent, body="Customer is on the old plan", internal=True)
     client.force_login(agent)
     body = _htmx_reply(client, ticket, "We are on it").content.decode()
-    assert '<div id="ticket-comments" class="card" hx-swap-oob="true">' in body
+    assert f'<div id="ticket-comments-{ticket.public_id}" class="card" hx-swap-oob="true">' in body
     assert "Customer is on the old plan" in body and "We are on it" in body
 
 
