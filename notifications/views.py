@@ -46,6 +46,11 @@ def notification_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "query": query.urlencode(),
         "filtered": bool(data.get("kind") or data.get("state")),
+        # A new notification is unread, of any type and the newest: the top of this page only here.
+        "live_inserts": page.number == 1
+        and not data.get("kind")
+        and data.get("state", "") in ("", "unread")
+        and (data.get("sort") or "newest") in ("newest", "unread"),
     }
     template = (
         "notifications/list.html#results" if request.htmx and not request.htmx.boosted else "notifications/list.html"

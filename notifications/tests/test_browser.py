@@ -220,3 +220,23 @@ def test_mark_read_on_the_notifications_page_marks_that_row_after_the_bell_was_o
 
     expect(row.get_by_role("button", name="Mark read")).to_have_count(0)
     expect(row).not_to_have_class(re.compile("notification-unread"))
+
+
+def test_a_new_notification_appears_on_the_notifications_page_with_its_select_box(
+    browser, live_stack, real_celery, member
+):
+    agent = make_agent()
+    ticket = make_ticket(member, subject="Inbox test")
+    live_stack.settle()
+    page = _signed_in_context(browser, live_stack, member.user).new_page()
+    page.goto(f"{live_stack.url}/notifications/")
+    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+    empty = page.get_by_text("No notifications yet")
+    expect(empty).to_be_visible()
+
+    _badge_after_reply(ticket, agent, "Looking into it")
+
+    row = page.locator("#notification-list li.notification").first
+    expect(row).to_contain_text("Inbox test", timeout=15_000)
+    expect(page.get_by_label("Select: Support replied on #1001: Inbox test")).to_be_visible()
+    expect(empty).to_be_hidden()  # the empty state gives way to the first row

@@ -150,3 +150,34 @@ def test_another_organizations_notification_is_404(client, member, name, method)
     session["organization_id"] = member.organization_id
     session.save()
     assert_cross_org_404(client, method, reverse(name, args=[theirs.public_id]), unchanged=[theirs])
+
+
+@pytest.mark.parametrize(
+    ("query", "live_inserts"),
+    [
+        ("", True),
+        ("?state=unread", True),
+        ("?sort=unread", True),
+        ("?kind=billing", False),  # a new notification may be of another type
+        ("?state=read", False),  # a new notification is unread
+        ("?sort=oldest", False),  # it belongs at the end
+        ("?page=2", False),  # it belongs on page 1
+    ],
+)
+def test_new_notifications_arrive_live_only_where_they_belong(member_client, member, query, live_inserts):
+    for i in range(30):
+        _notify(member, title=f"note {i}")
+    page = member_client.get(reverse("notifications:list") + query).content.decode()
+    # Pushes insert new rows at the top of #notification-list; elsewhere the list has another id.
+    assert ('id="notification-list"' in page) is live_inserts
+    assert 'class="notification-list card"' in page
+
+
+def test_a_pushed_new_row_comes_with_its_select_box(member):
+    from notifications import rendering
+
+    n = _notify(member, title="Disk almost full")
+    html = rendering.inbox_fragments(unread=1, latest=[n], row=n, new=True)
+    inserted = html.split('<div hx-swap-oob="afterbegin:#notification-list">', 1)[1]
+    assert inserted.index(f'id="select-{n.public_id}"') < inserted.index(f'id="notification-{n.public_id}"')
+    assert 'aria-label="Select: Disk almost full"' in inserted and 'form="bulk-form"' in inserted
