@@ -240,3 +240,36 @@ def test_a_new_notification_appears_on_the_notifications_page_with_its_select_bo
     expect(row).to_contain_text("Inbox test", timeout=15_000)
     expect(page.get_by_label("Select: Support replied on #1001: Inbox test")).to_be_visible()
     expect(empty).to_be_hidden()  # the empty state gives way to the first row
+
+
+def _publish_metrics(organization):
+    from django.db import transaction
+    from django.utils import timezone
+
+    from portal import events
+
+    def publish():
+        with transaction.atomic():
+            events.publish(
+                events.METRICS_UPDATED,
+                organization=organization,
+                data={"metrics": {"cpu_percent": 42.5}, "resource": "db-1", "observed_at": timezone.now().isoformat()},
+            )
+
+    _in_thread(publish)
+
+
+def test_live_activity_on_the_dashboard_replaces_its_empty_state(browser, live_stack, real_celery, member):
+    live_stack.settle()
+    page = _signed_in_context(browser, live_stack, member.user).new_page()
+    page.goto(f"{live_stack.url}/")
+    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+    empty = page.get_by_text("Nothing has happened here yet")
+    expect(empty).to_be_visible()
+
+    _publish_metrics(member.organization)
+
+    item = page.locator("#activity-list li", has_text="metrics.updated")
+    expect(item).to_be_visible(timeout=15_000)
+    assert item.locator("time").get_attribute("title")  # the absolute time on hover
+    expect(empty).to_be_hidden()
