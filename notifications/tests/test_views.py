@@ -174,6 +174,8 @@ def test_new_notifications_arrive_live_only_where_they_belong(member_client, mem
 
 
 def test_a_pushed_new_row_comes_with_its_select_box(member):
+    import re
+
     from notifications import rendering
 
     n = _notify(member, title="Disk almost full")
@@ -181,3 +183,7 @@ def test_a_pushed_new_row_comes_with_its_select_box(member):
     inserted = html.split('<div hx-swap-oob="afterbegin:#notification-list">', 1)[1]
     assert inserted.index(f'id="select-{n.public_id}"') < inserted.index(f'id="notification-{n.public_id}"')
     assert 'aria-label="Select: Disk almost full"' in inserted and 'form="bulk-form"' in inserted
+    # Each inserted item has an id: a row already on the page (a replayed push) is skipped whole,
+    # select box included, instead of repeating it.
+    items = re.findall(r"<li\b[^>]*>", inserted.split("</div>")[0])
+    assert len(items) == 2 and all(re.search(r'\sid="[^"]+"', item) for item in items)
