@@ -19,6 +19,14 @@ def _signed_in_context(browser, live_stack, user):
     return context
 
 
+def _live_page(browser, live_stack, user, path):
+    """A signed-in page at ``path`` whose live socket is open."""
+    page = _signed_in_context(browser, live_stack, user).new_page()
+    page.goto(f"{live_stack.url}{path}")
+    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+    return page
+
+
 def test_agent_reply_updates_the_customers_badge_and_ticket_page_without_reload(
     browser, live_stack, real_celery, member
 ):
@@ -88,9 +96,7 @@ def test_another_tickets_update_leaves_the_ticket_on_screen_alone(browser, live_
     shown = make_ticket(member, subject="The one on screen")
     other = make_ticket(member, subject="Another one")
     live_stack.settle()
-    page = _signed_in_context(browser, live_stack, member.user).new_page()
-    page.goto(f"{live_stack.url}/tickets/{shown.public_id}/")
-    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+    page = _live_page(browser, live_stack, member.user, f"/tickets/{shown.public_id}/")
 
     _in_thread(ticket_services.comment_create, ticket=other, author=agent, body="Reply on the other ticket")
     _in_thread(ticket_services.ticket_change_status, ticket=other, actor=agent, status="waiting_on_customer")
@@ -154,9 +160,7 @@ def test_browser_reconnects_after_a_server_close_and_catches_up(browser, live_st
     agent = make_agent()
     ticket = make_ticket(member, subject="Reconnect test")
     live_stack.settle()
-    page = _signed_in_context(browser, live_stack, member.user).new_page()
-    page.goto(f"{live_stack.url}/tickets/{ticket.public_id}/")
-    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+    page = _live_page(browser, live_stack, member.user, f"/tickets/{ticket.public_id}/")
 
     # A server restart (1012) and a normal close (1000): both reconnect and resume.
     for opens, (code, body) in enumerate(((1012, "after restart"), (1000, "after normal close")), start=2):
@@ -171,9 +175,7 @@ def test_signed_out_close_code_stops_retrying(browser, live_stack, member):
     from portal import realtime
 
     ticket = make_ticket(member)
-    page = _signed_in_context(browser, live_stack, member.user).new_page()
-    page.goto(f"{live_stack.url}/tickets/{ticket.public_id}/")
-    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+    page = _live_page(browser, live_stack, member.user, f"/tickets/{ticket.public_id}/")
     _close(realtime.CLOSE_SIGNED_OUT, member.user_id)
     expect(page.locator("html")).to_have_attribute("data-live", "closed", timeout=5_000)
     page.wait_for_timeout(2_000)
@@ -228,9 +230,7 @@ def test_a_new_notification_appears_on_the_notifications_page_with_its_select_bo
     agent = make_agent()
     ticket = make_ticket(member, subject="Inbox test")
     live_stack.settle()
-    page = _signed_in_context(browser, live_stack, member.user).new_page()
-    page.goto(f"{live_stack.url}/notifications/")
-    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+    page = _live_page(browser, live_stack, member.user, "/notifications/")
     empty = page.get_by_text("No notifications yet")
     expect(empty).to_be_visible()
 
@@ -261,9 +261,7 @@ def _publish_metrics(organization):
 
 def test_live_activity_on_the_dashboard_replaces_its_empty_state(browser, live_stack, real_celery, member):
     live_stack.settle()
-    page = _signed_in_context(browser, live_stack, member.user).new_page()
-    page.goto(f"{live_stack.url}/")
-    expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=10_000)
+    page = _live_page(browser, live_stack, member.user, "/")
     empty = page.get_by_text("Nothing has happened here yet")
     expect(empty).to_be_visible()
 
