@@ -271,3 +271,28 @@ def test_live_activity_on_the_dashboard_replaces_its_empty_state(browser, live_s
     expect(item).to_be_visible(timeout=15_000)
     assert item.locator("time").get_attribute("title")  # the absolute time on hover
     expect(empty).to_be_hidden()
+
+
+def test_without_websocket_the_ticket_list_row_updates_by_polling(browser, live_stack, real_celery, member):
+    from tickets import services as ticket_services
+
+    agent = make_agent()
+    ticket = make_ticket(member, subject="Polled row")
+    live_stack.settle()
+    context = _signed_in_context(browser, live_stack, member.user)
+    context.add_init_script("delete window.WebSocket")
+    page = context.new_page()
+    page.clock.install()
+    polls = []
+    page.on("response", lambda r: polls.append(r.status) if "/notifications/poll/" in r.url else None)
+    page.goto(f"{live_stack.url}/tickets/")
+    _wait_until(page, lambda: polls == [304])
+    status = page.locator(f"#ticket-row-{ticket.public_id} td[data-label=Status]")
+    expect(status).to_have_text("Open")
+
+    _in_thread(ticket_services.ticket_change_status, ticket=ticket, actor=agent, status="in_progress")
+    live_stack.settle()
+    page.clock.run_for(30_000)
+
+    expect(status).to_have_text("In progress", timeout=10_000)  # the <template>-wrapped row, via htmx's swap
+    assert page.locator("table template").count() == 0
