@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from playwright.sync_api import expect
 
+from tickets import services as ticket_services
 from tickets.tests.factories import make_agent, make_ticket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
@@ -59,8 +60,6 @@ def test_agent_reply_updates_the_customers_badge_and_ticket_page_without_reload(
 
 
 def test_a_status_change_reaches_the_customers_ticket_list_without_reload(browser, live_stack, real_celery, member):
-    from tickets import services as ticket_services
-
     agent = make_agent()
     ticket = make_ticket(member, subject="Row update test")
     live_stack.settle()
@@ -90,8 +89,6 @@ def test_another_tickets_update_leaves_the_ticket_on_screen_alone(browser, live_
     # Every socket of the organization gets every ticket's live update. The thread, status and SLA
     # of a ticket page once had the same ids on every ticket, so a reply on another ticket replaced
     # the conversation on screen.
-    from tickets import services as ticket_services
-
     agent = make_agent()
     shown = make_ticket(member, subject="The one on screen")
     other = make_ticket(member, subject="Another one")
@@ -135,8 +132,6 @@ def _in_thread(fn, *args, **kwargs):
 
 
 def _badge_after_reply(ticket, agent, body):
-    from tickets import services as ticket_services
-
     _in_thread(ticket_services.comment_create, ticket=ticket, author=agent, body=body)
 
 
@@ -182,18 +177,25 @@ def test_signed_out_close_code_stops_retrying(browser, live_stack, member):
     assert page.locator("html").get_attribute("data-live") == "closed"
 
 
-def test_without_websocket_the_page_polls_every_30_seconds(browser, live_stack, real_celery, member):
-    agent = make_agent()
-    ticket = make_ticket(member, subject="Polling test")
-    live_stack.settle()
-    context = _signed_in_context(browser, live_stack, member.user)
+def _polling_page(browser, live_stack, user, path):
+    """A signed-in page at ``path`` without WebSocket, on a fake clock, once its first poll found
+    nothing new; returns it with the statuses of its polls."""
+    context = _signed_in_context(browser, live_stack, user)
     context.add_init_script("delete window.WebSocket")
     page = context.new_page()
     page.clock.install()
     polls = []
     page.on("response", lambda r: polls.append(r.status) if "/notifications/poll/" in r.url else None)
-    page.goto(f"{live_stack.url}/tickets/{ticket.public_id}/")
+    page.goto(f"{live_stack.url}{path}")
     _wait_until(page, lambda: polls == [304])  # the page came with its cursor: nothing new
+    return page, polls
+
+
+def test_without_websocket_the_page_polls_every_30_seconds(browser, live_stack, real_celery, member):
+    agent = make_agent()
+    ticket = make_ticket(member, subject="Polling test")
+    live_stack.settle()
+    page, polls = _polling_page(browser, live_stack, member.user, f"/tickets/{ticket.public_id}/")
     page.clock.run_for(30_000)
     _wait_until(page, lambda: len(polls) == 2)
     assert polls[-1] == 304
@@ -274,19 +276,10 @@ def test_live_activity_on_the_dashboard_replaces_its_empty_state(browser, live_s
 
 
 def test_without_websocket_the_ticket_list_row_updates_by_polling(browser, live_stack, real_celery, member):
-    from tickets import services as ticket_services
-
     agent = make_agent()
     ticket = make_ticket(member, subject="Polled row")
     live_stack.settle()
-    context = _signed_in_context(browser, live_stack, member.user)
-    context.add_init_script("delete window.WebSocket")
-    page = context.new_page()
-    page.clock.install()
-    polls = []
-    page.on("response", lambda r: polls.append(r.status) if "/notifications/poll/" in r.url else None)
-    page.goto(f"{live_stack.url}/tickets/")
-    _wait_until(page, lambda: polls == [304])
+    page, _ = _polling_page(browser, live_stack, member.user, "/tickets/")
     status = page.locator(f"#ticket-row-{ticket.public_id} td[data-label=Status]")
     expect(status).to_have_text("Open")
 
