@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.forms.models import BaseInlineFormSet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from portal.forms import form_add_service_errors
 from tickets import services
 from tickets.models import (
     Attachment,
@@ -25,6 +31,24 @@ from tickets.models import (
 )
 
 EDITABLE = ["status", "priority", "assignee", "category", "queue", "subject", "description"]
+# "#1042": a ticket reference (as many digits as the number column holds).
+_REFERENCE = re.compile(r"#([0-9]{1,9})")
+
+
+def _service_rule(field: str, check: Callable[..., Any], *args: Any) -> Any:
+    """Run one of the services' own validation helpers and report its message on ``field``."""
+    try:
+        return check(*args)
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict[field]) from exc
+
+
+class _Refused(Exception):
+    """A service refused the change after admin had accepted the forms (see changeform_view)."""
+
+    def __init__(self, error: ValidationError) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class TicketAdminForm(forms.ModelForm):
@@ -33,6 +57,29 @@ class TicketAdminForm(forms.ModelForm):
         fields = EDITABLE
 
     actor: Any = None  # set by TicketAdmin.get_form
+    refusal: ValidationError | None = None  # set by TicketAdmin.get_form when a service refused this submit
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        assignee = self.fields.get("assignee")
+        if assignee is not None:
+            # Only active agents can take a ticket (ticket_update refuses anyone else). A ticket
+            # still assigned to an agent who has since been deactivated keeps showing them, so a
+            # save that leaves the assignee alone does not unassign it. Not the model field's
+            # limit_choices_to: model validation would then refuse every save of such a ticket.
+            assignee.queryset = assignee.queryset.filter(Q(is_active=True) | Q(pk=self.instance.assignee_id or None))
+
+    def clean_subject(self) -> str:
+        subject = self.cleaned_data["subject"]
+        if "subject" not in self.changed_data:
+            return subject
+        return _service_rule("subject", services._clean_subject, subject)
+
+    def clean_description(self) -> str:
+        description = self.cleaned_data["description"]
+        if "description" not in self.changed_data:
+            return description  # the service checks only what changes
+        return _service_rule("description", services._clean_body, "description", description)
 
     def clean_status(self) -> str:
         status = self.cleaned_data["status"]
@@ -44,9 +91,41 @@ class TicketAdminForm(forms.ModelForm):
                 raise ValidationError(exc.message_dict["status"]) from exc
         return status
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.refusal is not None:
+            form_add_service_errors(self, self.refusal)
+        return cleaned
+
+
+class CommentForm(forms.ModelForm):
+    class Meta:
+        model = Comment
+        fields = ["body", "internal"]
+
+    def clean_body(self) -> str:
+        return _service_rule("body", services._clean_body, "body", self.cleaned_data["body"])
+
+
+class CommentFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        replies = [form for form in self.forms if form.instance.pk is None and form.cleaned_data.get("body")]
+        if not replies or self.instance.pk is None:
+            return
+        # self.instance carries the status submitted with this reply (the ticket form is cleaned
+        # first); TicketAdmin.save_related reopens before replying and replies before closing,
+        # so only a reply to a ticket that stays closed is refused (as comment_create would).
+        stored = Ticket.objects.filter(pk=self.instance.pk).values_list("status", flat=True).first()
+        if stored == Status.CLOSED and self.instance.status == Status.CLOSED:
+            for form in replies:
+                form.add_error("body", "This ticket is closed. Set the status to Open to reopen it with this reply.")
+
 
 class CommentInline(admin.StackedInline):
     model = Comment
+    form = CommentForm
+    formset = CommentFormSet
     extra = 1
     fields = ["author", "body", "internal", "created_at"]
     readonly_fields = ["author", "created_at"]
@@ -66,12 +145,20 @@ class CommentInline(admin.StackedInline):
 class AttachmentInline(admin.TabularInline):
     model = Attachment
     extra = 0
-    fields = ["filename", "content_type", "size", "comment", "uploaded_by", "created_at"]
+    fields = ["download", "content_type", "size", "comment", "uploaded_by", "created_at"]
     readonly_fields = fields
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("comment", "uploaded_by")
+
+    @admin.display(description="File")
+    def download(self, attachment: Attachment) -> str:
+        url = reverse(f"{self.admin_site.name}:tickets_ticket_attachment", args=[attachment.public_id])
+        return format_html('<a href="{}">{}</a>', url, attachment.filename)
 
 
 class TicketChangeInline(admin.TabularInline):
@@ -204,27 +291,87 @@ class TicketAdmin(admin.ModelAdmin):
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> type[forms.ModelForm]:
         form = super().get_form(request, obj, **kwargs)
         form.actor = request.user
+        form.refusal = getattr(request, "_ticket_refusal", None)
         return form
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        # "#1042" is how agents and customers write a ticket reference: that number, nothing else.
+        reference = _REFERENCE.fullmatch(search_term.strip())
+        if reference:
+            return queryset.filter(number=int(reference.group(1))), False
+        return super().get_search_results(request, queryset, search_term)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # closed tickets are purged by the retention job
 
-    def save_model(self, request: HttpRequest, obj: Ticket, form: forms.ModelForm, change: bool) -> None:
-        changes = {field: form.cleaned_data[field] for field in form.changed_data if field in EDITABLE}
-        if changes:
-            services.ticket_update(ticket=obj, actor=request.user, **changes)
+    def get_urls(self) -> list[URLPattern]:
+        # Before the default URLs: their "<path:object_id>/" would match this path too.
+        download = path(
+            "attachments/<uuid:public_id>/",
+            self.admin_site.admin_view(self.attachment_download),
+            name="tickets_ticket_attachment",
+        )
+        return [download, *super().get_urls()]
 
-    def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
-        # Nothing is saved by the formset itself (admin's change log reads these lists).
-        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-        if formset.model is not Comment:
-            return
-        for comment_form in formset.forms:
-            data = getattr(comment_form, "cleaned_data", None) or {}
-            if comment_form.instance.pk is None and data.get("body"):
-                services.comment_create(
-                    ticket=form.instance, author=request.user, body=data["body"], internal=data.get("internal", False)
-                )
+    def attachment_download(self, request: HttpRequest, public_id: Any) -> HttpResponse:
+        """Any attachment, internal notes' included: the customers' download page needs a membership."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        attachment = get_object_or_404(Attachment, public_id=public_id)
+        try:
+            handle = attachment.file.open("rb")
+        except FileNotFoundError as exc:
+            raise Http404("The file of this attachment is gone.") from exc
+        response = FileResponse(handle, as_attachment=True, filename=attachment.filename)
+        response["Content-Type"] = attachment.content_type
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _Refused as refused:
+            # super() runs in one transaction, which the exception rolled back: nothing was
+            # written. Run it again on the same POST with the service's error on the form, so the
+            # agent gets the page back with the error and everything they typed.
+            request._ticket_refusal = refused.error
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Ticket, form: forms.ModelForm, change: bool) -> None:
+        """Nothing here: save_related applies the changes and the new replies, in the right order."""
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        replies = []
+        for formset in formsets:
+            # Nothing is saved by the formsets themselves (admin's change log reads these lists).
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+            if formset.model is Comment:
+                replies += [
+                    (comment_form.cleaned_data["body"], comment_form.cleaned_data.get("internal", False))
+                    for comment_form in formset.forms
+                    if comment_form.instance.pk is None and comment_form.cleaned_data.get("body")
+                ]
+        changes = {field: form.cleaned_data[field] for field in form.changed_data if field in EDITABLE}
+        ticket = form.instance
+
+        def update() -> None:
+            if changes:
+                services.ticket_update(ticket=ticket, actor=request.user, **changes)
+
+        def reply() -> None:
+            for body, internal in replies:
+                services.comment_create(ticket=ticket, author=request.user, body=body, internal=internal)
+
+        # "Close" with a farewell reply: the reply goes out first, then the ticket closes. A reply
+        # with "reopen" on a closed ticket: it reopens first, then takes the reply.
+        steps = (update, reply) if form.initial.get("status") == Status.CLOSED else (reply, update)
+        try:
+            for step in steps:
+                step()
+        except ValidationError as exc:
+            raise _Refused(exc) from exc
 
     @admin.action(description="Assign to me")
     def assign_to_me(self, request: HttpRequest, queryset: QuerySet) -> None:

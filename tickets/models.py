@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import time
+from zoneinfo import available_timezones
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from portal.tenancy import TenantModel
@@ -70,6 +72,26 @@ class BusinessCalendar(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # Every ticket of a priority whose policy uses this calendar computes its SLA from it:
+        # a calendar the SLA arithmetic cannot read must never be saved.
+        errors = {}
+        if self.timezone not in available_timezones():
+            errors["timezone"] = f"Unknown time zone {self.timezone!r}: use an IANA name such as Europe/Paris or UTC."
+        weekdays = self.weekdays
+        if (
+            not isinstance(weekdays, list)
+            or not weekdays
+            or not all(type(day) is int and 0 <= day <= 6 for day in weekdays)
+        ):
+            errors["weekdays"] = "List the working days as numbers, 0 = Monday … 6 = Sunday, e.g. [0, 1, 2, 3, 4]."
+        else:
+            self.weekdays = sorted(set(weekdays))
+        if self.start_time is not None and self.end_time is not None and self.end_time <= self.start_time:
+            errors["end_time"] = "The working day must end after it starts."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Holiday(models.Model):

@@ -134,3 +134,20 @@ def test_sla_policies_are_editable_in_admin(agent_client):
     assert response.status_code == 302
     policy.refresh_from_db()
     assert policy.first_response_minutes == 30
+
+
+def test_admin_search_finds_a_ticket_by_its_hash_reference(agent_client, member, other_member):
+    first = make_ticket(member, subject="Backups failing")
+    second = make_ticket(member, subject="VPN down")
+    theirs = make_ticket(other_member, subject="Billing question")
+    assert (first.number, second.number, theirs.number) == (1001, 1002, 1001)
+    url = reverse("admin:tickets_ticket_changelist")
+
+    page = agent_client.get(url, {"q": "#1002"}).content.decode()
+    assert "VPN down" in page and "Backups failing" not in page and "Billing question" not in page
+
+    page = agent_client.get(url, {"q": " #1001 "}).content.decode()
+    assert "Backups failing" in page and "Billing question" in page and "VPN down" not in page
+
+    page = agent_client.get(url, {"q": "#99999999999999999999"})  # no such number, and never a 500
+    assert page.status_code == 200 and "VPN down" not in page.content.decode()
