@@ -4,8 +4,9 @@ The consumer authenticates like ``notifications.consumers.LiveConsumer`` (API to
 session with the Origin checked by the routing's middleware), joins the same channel-layer
 groups (``user-<id>``, ``org-<id>`` and, for browsers, ``session-<hash>``) for the life of the
 socket, and lets the subscription resolvers read the push messages it receives: the live
-stream is the one source, GraphQL is another way to read it. Sign-out and password changes
-close these sockets through the same ``socket.close`` message as /ws/.
+stream is the one source, GraphQL is another way to read it. Sign-out, password changes,
+a removed membership and a revoked token close these sockets through the same ``socket.close``
+message and rule (``realtime.close_applies``) as /ws/.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class GraphQLConsumer(GraphQLWSConsumer):
         self.groups_joined = groups
         await super().connect()
 
+    def _session_key(self) -> str | None:
+        session = self.scope.get("session")
+        return session.session_key if session is not None and not self.scope.get("api_token") else None
+
     @database_sync_to_async
     def _session_membership(self, user: Any) -> Any:
         session = self.scope.get("session")
@@ -60,7 +65,15 @@ class GraphQLConsumer(GraphQLWSConsumer):
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         if message.get("type") == "socket.close":
-            await self.close(code=message.get("code", realtime.CLOSE_SIGNED_OUT))
+            # The same rule as /ws/: a removed membership, a revoked token or another session's
+            # password change closes only the sockets it concerns.
+            if self.membership is not None and realtime.close_applies(
+                message,
+                organization_id=self.membership.organization_id,
+                token_id=self.scope["api_token"].pk if self.scope.get("api_token") else None,
+                session_key=self._session_key(),
+            ):
+                await self.close(code=message.get("code", realtime.CLOSE_SIGNED_OUT))
             return
         await super().dispatch(message)
 

@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from notifications import selectors, services
+from notifications import rendering, selectors, services
 from portal import realtime, tenancy
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ def _frame(message: dict[str, Any], kind: str) -> dict[str, Any]:
 
 class LiveConsumer(AsyncWebsocketConsumer):
     relayed_group: str | None = None
+    closing = False
     write_shared: Callable[[dict[str, Any]], bool] | None = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -107,8 +108,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.subscriptions = set(API_TYPES)
         groups = [realtime.user_group(user.pk)]
         session = self.scope.get("session")
-        if not self.api and session is not None and session.session_key:
-            groups.append(realtime.session_group(session.session_key))
+        self.session_key = session.session_key if not self.api and session is not None else None
+        if self.session_key:
+            groups.append(realtime.session_group(self.session_key))
         async with realtime.group_change_slots():
             for group in groups:
                 await self.channel_layer.group_add(group, self.channel_name)
@@ -141,13 +143,37 @@ class LiveConsumer(AsyncWebsocketConsumer):
         last_id = self._last_id()
         if last_id is None:
             return
-        missed = await database_sync_to_async(selectors.pushes_since)(
-            user_id=self.user_id, organization=self.organization, last_id=last_id, limit=services.RESUME_LIMIT
-        )
+        missed, state = await database_sync_to_async(self._missed)(last_id)
         for push in missed.pushes:
             await self._deliver(services.push_message(push))
-        if missed.truncated and self.api:
+        if not missed.truncated:
+            return
+        if self.api:
             await self._send_json({"type": "resync", "data": {"reason": "too many missed messages"}})
+        elif state:
+            # After a long sleep: the badge and dropdown as they are now, not as the last replayed
+            # notification push left them.
+            await self.send(text_data=state)
+
+    def _missed(self, last_id: int) -> tuple[selectors.Missed, str]:
+        """What to replay and, when that is truncated, a browser's current inbox state.
+
+        API clients get the oldest missed messages and ``resync`` (they re-read through REST);
+        browsers the newest ones, which leave their elements current, and the inbox's state.
+        """
+        missed = selectors.pushes_since(
+            user_id=self.user_id,
+            organization=self.organization,
+            last_id=last_id,
+            limit=services.RESUME_LIMIT,
+            newest=not self.api,
+        )
+        state = ""
+        if missed.truncated and not self.api:
+            state = rendering.inbox_state_fragments(
+                user_id=self.user_id, organization=self.organization, push_id=missed.pushes[-1].pk
+            )
+        return missed, state
 
     async def _beat(self) -> None:
         try:
@@ -234,6 +260,20 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self._deliver(message)
 
     async def socket_close(self, message: dict[str, Any]) -> None:
+        # One message reaches every socket of the user (or session): a removed membership, a
+        # revoked token or a password change closes only the sockets it concerns.
+        token = self.scope.get("api_token") if self.api else None
+        if not realtime.close_applies(
+            message,
+            organization_id=self.organization.pk,
+            token_id=token.pk if token is not None else None,
+            session_key=self.session_key,
+        ):
+            return
+        # Nothing more for this socket, not even what the relay or the user's group already
+        # holds: its access may be gone.
+        self.closing = True
+        await self._leave_relay()
         await self.close(code=message.get("code", realtime.CLOSE_SIGNED_OUT))
 
     # --- Sending ------------------------------------------------------------------------------
@@ -250,7 +290,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
         The frame dict is shared by every socket of the push (servers don't keep it).
         """
-        if message["organization"] != self.organization.pk or message["id"] in self.sent:
+        if message["organization"] != self.organization.pk or message["id"] in self.sent or self.closing:
             return None
         if message["user"] is not None and message["user"] != self.user_id:
             return None

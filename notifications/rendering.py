@@ -10,12 +10,33 @@ from notifications.models import Notification
 
 
 def inbox_fragments(
-    *, unread: int, latest: list[Notification], row: Notification | None = None, new: bool = False
+    *,
+    unread: int,
+    latest: list[Notification],
+    row: Notification | None = None,
+    new: bool = False,
+    push_id: int | None = None,
 ) -> str:
-    """Badge (the whole count), dropdown (latest 10) and, for a new/bumped notification, its row."""
+    """Badge (the whole count), dropdown (latest 10) and, for a new/bumped notification, its row.
+
+    ``push_id``: the point of the stream this state is current at, when it is not a push's own.
+    """
     return render_to_string(
-        "notifications/live.html#inbox", {"unread": unread, "latest": latest, "row": row, "new": new, "live": True}
+        "notifications/live.html#inbox",
+        {"unread": unread, "latest": latest, "row": row, "new": new, "live": True, "push_id": push_id},
     )
+
+
+def inbox_state_fragments(*, user_id: int, organization: Any, push_id: int) -> str:
+    """The badge and dropdown as they are now, for a client that missed more than is replayed.
+
+    ``push_id``: the newest push the client got with it (the state is at least that recent).
+    """
+    from notifications import selectors
+
+    unread = selectors.unread_count(user_id=user_id, organization=organization)
+    latest = list(selectors.notification_list(user_id=user_id, organization=organization)[: selectors.DROPDOWN_SIZE])
+    return inbox_fragments(unread=unread, latest=latest, push_id=push_id)
 
 
 def ticket_fragments(*, ticket: Any, comments: list[Any]) -> str:

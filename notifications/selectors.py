@@ -63,8 +63,17 @@ REORDER_WINDOW_SECONDS = 5
 
 
 def pushes_since(
-    *, user_id: int, organization: Organization, last_id: int, limit: int = 500, since: datetime | None = None
+    *,
+    user_id: int,
+    organization: Organization,
+    last_id: int,
+    limit: int = 500,
+    since: datetime | None = None,
+    newest: bool = False,
 ) -> Missed:
+    """What was pushed after ``last_id``, in id order: the oldest ``limit`` of it, or with
+    ``newest`` the newest ``limit`` (browsers: each fragment carries its element's whole state,
+    so when too much was missed the newest pushes are the ones that leave the page current)."""
     from notifications.services import PUSH_RETENTION
 
     floor = timezone.now() - PUSH_RETENTION
@@ -75,6 +84,9 @@ def pushes_since(
     condition = Q(id__gt=last_id)
     if anchor is not None:
         condition |= Q(created_at__gte=anchor - timedelta(seconds=REORDER_WINDOW_SECONDS), id__lt=last_id)
+    if newest:
+        rows = list(base.filter(condition).order_by("-id")[: limit + 1])
+        return Missed(pushes=rows[:limit][::-1], truncated=len(rows) > limit)
     rows = list(base.filter(condition).order_by("id")[: limit + 1])
     return Missed(pushes=rows[:limit], truncated=len(rows) > limit)
 

@@ -41,7 +41,35 @@ def delivery_for(*, channel: str, digest: str, kind: str) -> Delivery:
     )
 
 
-DEFAULT_CHANNEL = dict.fromkeys(Kind.values, Preference.Channel.IN_APP) | {Kind.ALERT: Preference.Channel.EMAIL}
+# Tickets e-mail every reply (and the requester's confirmation) unless told otherwise: by default
+# their e-mail channel is on.
+DEFAULT_CHANNEL = dict.fromkeys(Kind.values, Preference.Channel.IN_APP) | {
+    Kind.ALERT: Preference.Channel.EMAIL,
+    Kind.TICKET: Preference.Channel.EMAIL,
+}
+
+# Kinds whose producing app sends its own e-mail for each event, to the people this kind's
+# preference allows (tickets: the reply with its text, the requester's confirmation). That mail
+# *is* the kind's immediate e-mail channel, so the notification itself is e-mailed only in a digest:
+# one event, one e-mail.
+PRODUCER_EMAILED_KINDS = frozenset({Kind.TICKET})
+
+
+def _notification_email_due(*, kind: str, delivery: Delivery) -> bool:
+    if kind in PRODUCER_EMAILED_KINDS and delivery.digest == Preference.Digest.IMMEDIATE:
+        return False
+    return delivery.email
+
+
+def email_recipients(*, user_ids: Iterable[int], kind: str) -> set[int]:
+    """Who of ``user_ids`` gets a producer's immediate e-mail of ``kind`` (see PRODUCER_EMAILED_KINDS):
+    their preference is e-mail, without a digest (the default for tickets). "In-app" and "off"
+    mean no e-mail; a digest gets the notification in the digest instead."""
+    return {
+        user_id
+        for user_id, delivery in deliveries_for(user_ids=user_ids, kind=kind).items()
+        if delivery.email and delivery.digest == Preference.Digest.IMMEDIATE
+    }
 
 
 def deliveries_for(*, user_ids: Iterable[int], kind: str) -> dict[int, Delivery]:
@@ -125,13 +153,16 @@ def notify(
     values, params = [], []
     for user_id, delivery in rows:
         values.append("(gen_random_uuid(), %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, now(), now())")
-        params += [organization.pk, user_id, kind, title[:200], body, link[:500], event_id, target, delivery.email]
+        email_due = _notification_email_due(kind=kind, delivery=delivery)
+        params += [organization.pk, user_id, kind, title[:200], body, link[:500], event_id, target, email_due]
+    # A bumped row that is to be e-mailed is e-mailed again: the update is news too.
     conflict = (
         """
         ON CONFLICT (recipient_id, organization_id, target) WHERE read_at IS NULL AND NOT (target = '')
         DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body, link = EXCLUDED.link, event_id = EXCLUDED.event_id,
             updates = notifications_notification.updates + 1, updated_at = now(),
-            email_due = notifications_notification.email_due OR EXCLUDED.email_due
+            email_due = notifications_notification.email_due OR EXCLUDED.email_due,
+            emailed_at = CASE WHEN EXCLUDED.email_due THEN NULL ELSE notifications_notification.emailed_at END
         """
         if target
         else ""
@@ -181,12 +212,14 @@ def notifications_mark_read(*, user: Any, organization: Organization, public_ids
 
 
 @transaction.atomic
-def notification_delete(*, user: Any, organization: Organization, public_id: Any) -> None:
+def notification_delete(*, user: Any, organization: Organization, public_id: Any) -> Notification:
+    """Delete one of the user's notifications; returns it (no longer in the database)."""
     notification = scoped_get_or_404(
         _inbox(user=user, organization=organization), organization=organization, public_id=public_id
     )
     notification.delete()
     push_inbox_state(user_id=user.pk, organization=organization)
+    return notification
 
 
 def notifications_purge(*, now: datetime | None = None) -> int:

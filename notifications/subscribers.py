@@ -13,8 +13,12 @@ from django.urls import reverse
 from notifications import rendering, selectors, services
 from notifications.models import Kind
 from portal import events
+from portal import services as portal_services
 from portal.models import Event, Membership
 from tickets import selectors as ticket_selectors
+
+# Tickets' own e-mails (replies, the requester's confirmation) follow the ticket preference.
+portal_services.email_recipients_rule_register(services.email_recipients)
 
 TICKET_EVENTS = (
     events.TICKET_CREATED,

@@ -8,10 +8,12 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from notifications import selectors, services
+from notifications import rendering, selectors, services
 from notifications.models import MANDATORY_KINDS, Kind, Preference
 from portal.tenancy import organization_required
 
@@ -68,7 +70,13 @@ def dropdown(request: HttpRequest) -> HttpResponse:
 
 
 def _back(request: HttpRequest) -> HttpResponse:
-    return redirect(request.POST.get("next") or "notifications:list")
+    """Back to the page the form was on (``next``), if it is one of ours; else the notifications page."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("notifications:list")
 
 
 @organization_required
@@ -99,9 +107,12 @@ def mark_many_read(request: HttpRequest) -> HttpResponse:
 @organization_required
 @require_POST
 def delete(request: HttpRequest, public_id: str) -> HttpResponse:
-    services.notification_delete(user=request.user, organization=request.organization, public_id=public_id)
+    notification = services.notification_delete(
+        user=request.user, organization=request.organization, public_id=public_id
+    )
     if request.htmx:
-        return HttpResponse("")
+        # The button swaps its row away; the row's checkbox for bulk actions is a separate element.
+        return HttpResponse(format_html('<li id="select-row-{}" hx-swap-oob="delete"></li>', notification.public_id))
     messages.success(request, "Notification deleted.")
     return _back(request)
 
@@ -151,7 +162,20 @@ def poll(request: HttpRequest) -> HttpResponse:
         # No cursor yet: just hand one out (the page itself is current).
         html = ""
     else:
-        missed = selectors.pushes_since(user_id=request.user.pk, organization=request.organization, last_id=last_id)
+        # More missed than one answer carries: the newest pushes (so the cursor only moves past
+        # what is sent) and the inbox's current state, as the socket's resume does.
+        missed = selectors.pushes_since(
+            user_id=request.user.pk,
+            organization=request.organization,
+            last_id=last_id,
+            limit=services.RESUME_LIMIT,
+            newest=True,
+        )
         html = "".join(p.html for p in missed.pushes if p.html)
+        latest = max([latest, *(p.pk for p in missed.pushes)])
+        if missed.truncated:
+            html += rendering.inbox_state_fragments(
+                user_id=request.user.pk, organization=request.organization, push_id=latest
+            )
     cursor = f'<span id="live-cursor" hidden data-live-id="{latest}" hx-swap-oob="true"></span>'
     return HttpResponse(cursor + html)

@@ -36,7 +36,8 @@ def session_group(session_key: str) -> str:
     return "session-" + hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
-# Close codes: 4401 tells clients "not authenticated: stop retrying", 4001 "signed out".
+# Close codes: 4401 tells clients "not authenticated: stop retrying" (also what a removed member's
+# and a revoked token's sockets get: retrying with those credentials can't succeed), 4001 "signed out".
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_SIGNED_OUT = 4001
 
@@ -71,9 +72,57 @@ def group_send(group: str, message: dict[str, Any]) -> None:
     _layer_loop.run(get_channel_layer().group_send(group, message))
 
 
-def sockets_close(*, groups: list[str], code: int = CLOSE_SIGNED_OUT) -> None:
-    for group in groups:
-        group_send(group, {"type": "socket.close", "code": code})
+def close_request(
+    group: str,
+    *,
+    code: int,
+    organization: int | None = None,
+    token: int | None = None,
+    keep_sessions: list[str] | None = None,
+    browsers_only: bool = False,
+) -> dict[str, Any]:
+    """A close of only some sockets of ``group``, for ``sockets_close`` (plain JSON, for a task).
+
+    The sockets themselves decide (``close_applies``): ``organization`` only those of that
+    organization (a member removed), ``token`` only those authenticated with that API token (a
+    token revoked), ``keep_sessions`` not the browser sockets of these sessions (hashed, as
+    ``session_group``), ``browsers_only`` no API-token sockets (a password change). One close
+    message to the user's group instead of a group per socket joined at every handshake.
+    """
+    request: dict[str, Any] = {"group": group, "code": code}
+    if organization is not None:
+        request["organization"] = organization
+    if token is not None:
+        request["token"] = token
+    if keep_sessions:
+        request["keep_sessions"] = list(keep_sessions)
+    if browsers_only:
+        request["browsers_only"] = True
+    return request
+
+
+def close_applies(
+    message: dict[str, Any], *, organization_id: int, token_id: int | None, session_key: str | None
+) -> bool:
+    """Whether a ``socket.close`` message is for this socket (see ``close_request``)."""
+    if "organization" in message and message["organization"] != organization_id:
+        return False
+    if "token" in message and message["token"] != token_id:
+        return False
+    if token_id is not None:
+        return not message.get("browsers_only")
+    return not (session_key and session_group(session_key) in message.get("keep_sessions", ()))
+
+
+def sockets_close(*, groups: list[str | dict[str, Any]], code: int = CLOSE_SIGNED_OUT) -> None:
+    """Close the sockets of each group: a group name (all of them, with ``code``) or a
+    ``close_request`` (some of them, with its own code)."""
+    for entry in groups:
+        if isinstance(entry, str):
+            group_send(entry, {"type": "socket.close", "code": code})
+        else:
+            filters = {key: value for key, value in entry.items() if key != "group"}
+            group_send(entry["group"], {"type": "socket.close", "code": code} | filters)
 
 
 # --- Per-process group relay --------------------------------------------------------------------

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,9 @@ def membership_remove(*, organization: Organization, actor_membership: Membershi
     if membership.is_admin and _admin_count(organization) <= 1:
         raise ValidationError("An organization needs at least one admin: make someone else admin first.")
     membership.delete()
+    # Their open sockets (browser and API tokens, deleted with the membership) would keep getting
+    # the organization's pushes until they close.
+    _access_revoked_sockets_close(user_id=membership.user_id, organization=organization)
 
 
 @transaction.atomic
@@ -248,6 +252,7 @@ def api_token_revoke(*, membership: Membership, public_id: Any) -> ApiToken:
     )
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
+    _access_revoked_sockets_close(user_id=membership.user_id, organization=membership.organization, token=token)
     return token
 
 
@@ -331,21 +336,51 @@ def service_token_authenticate(*, key: str) -> ServiceToken | None:
 # --- Live sockets -------------------------------------------------------------------------------
 
 
-def sockets_close_after_commit(*, session_key: str | None = None, user: Any = None) -> None:
+def sockets_close_after_commit(
+    *, session_key: str | None = None, user: Any = None, keep_session_keys: tuple[str | None, ...] = ()
+) -> None:
     """Close the live sockets of one session (sign-out) or of every session of a user.
 
+    With ``keep_session_keys`` (a password change), only the user's *other* sessions' browser
+    sockets close: the sessions kept are still signed in, and API tokens stay valid.
     Sent from a worker after commit: the request never talks to the channel layer itself.
     """
     from portal import realtime
-    from portal.tasks import sockets_close_task
 
-    groups = []
+    groups: list[str | dict[str, Any]] = []
     if session_key:
         groups.append(realtime.session_group(session_key))
     if user is not None:
-        groups.append(realtime.user_group(user.pk))
+        keep = [realtime.session_group(key) for key in keep_session_keys if key]
+        groups.append(
+            realtime.close_request(
+                realtime.user_group(user.pk), code=realtime.CLOSE_SIGNED_OUT, keep_sessions=keep, browsers_only=True
+            )
+            if keep
+            else realtime.user_group(user.pk)
+        )
+    _sockets_close_after_commit(groups)
+
+
+def _sockets_close_after_commit(groups: list[str | dict[str, Any]]) -> None:
+    from portal.tasks import sockets_close_task
+
     if groups:
         transaction.on_commit(lambda: _enqueue_quietly(sockets_close_task, groups))
+
+
+def _access_revoked_sockets_close(*, user_id: int, organization: Organization, token: ApiToken | None = None) -> None:
+    """After commit, close the sockets that lost their access: a removed member's sockets in that
+    organization, or those of one revoked token. 4401: retrying with those credentials can't work."""
+    from portal import realtime
+
+    request = realtime.close_request(
+        realtime.user_group(user_id),
+        code=realtime.CLOSE_UNAUTHENTICATED,
+        organization=organization.pk,
+        token=token.pk if token is not None else None,
+    )
+    _sockets_close_after_commit([request])
 
 
 def _enqueue_quietly(task: Any, *args: Any) -> None:
@@ -355,6 +390,28 @@ def _enqueue_quietly(task: Any, *args: Any) -> None:
         import logging
 
         logging.getLogger(__name__).warning("could not enqueue %s", task.name, exc_info=True)
+
+
+# --- E-mail preferences ------------------------------------------------------------------------
+
+# Producers (tickets) send their own e-mails but must honour the recipients' notification
+# preferences, which belong to an app above them (notifications): that app registers the rule
+# here, as subscribers register with portal.events, and producers ask through the core.
+_email_recipients_rule: Callable[..., set[int]] | None = None
+
+
+def email_recipients_rule_register(rule: Callable[..., set[int]]) -> None:
+    """``rule(user_ids=..., kind=...)``: who of ``user_ids`` is to get an e-mail of ``kind``."""
+    global _email_recipients_rule
+    _email_recipients_rule = rule
+
+
+def email_recipients(*, user_ids: Iterable[int], kind: str) -> set[int]:
+    """Who of ``user_ids`` is to get a producer's e-mail of notification type ``kind``."""
+    ids = set(user_ids)
+    if _email_recipients_rule is None or not ids:
+        return ids
+    return _email_recipients_rule(user_ids=ids, kind=kind)
 
 
 # --- Platform event intake ------------------------------------------------------------------

@@ -31,5 +31,5 @@ def worker_heartbeat_task() -> None:
 
 
 @shared_task(autoretry_for=(ConnectionError, OSError), retry_backoff=True, max_retries=5)
-def sockets_close_task(groups: list[str]) -> None:
+def sockets_close_task(groups: list[str | dict]) -> None:
     realtime.sockets_close(groups=groups)

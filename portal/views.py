@@ -32,11 +32,19 @@ class LogoutView(auth_views.LogoutView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
-    """Change the password, and close every live socket the user has (other sessions too)."""
+    """Change the password, and close the live sockets of the user's other sessions.
+
+    This session stays signed in (Django gives it a new key), so its sockets, opened under the
+    old key, stay open; so do API-token sockets (a password change doesn't revoke tokens).
+    """
 
     def form_valid(self, form: object) -> HttpResponse:
-        services.sockets_close_after_commit(user=self.request.user)
-        return super().form_valid(form)
+        old_key = self.request.session.session_key
+        response = super().form_valid(form)
+        services.sockets_close_after_commit(
+            user=self.request.user, keep_session_keys=(old_key, self.request.session.session_key)
+        )
+        return response
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):

@@ -6,6 +6,8 @@ back and the event is retried, so an email is never silently lost (at worst sent
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
@@ -13,10 +15,20 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from portal import events
+from portal import services as portal_services
 from portal.models import Event
 from tickets.models import Comment, Ticket
 
 User = get_user_model()
+
+
+# The notification type whose preference decides these e-mails: they are its e-mail channel
+# ("off" or "in-app" means none; a digest gets the notification instead).
+EMAIL_KIND = "ticket"
+
+
+def _wants_email(user: Any) -> bool:
+    return bool(user.email) and user.pk in portal_services.email_recipients(user_ids=[user.pk], kind=EMAIL_KIND)
 
 
 def _ticket(event: Event) -> Ticket | None:
@@ -45,8 +57,8 @@ def _send(
 @events.subscribe(events.TICKET_CREATED, name="tickets.email_created")
 def email_ticket_created(event: Event) -> None:
     ticket = _ticket(event)
-    if ticket is None or not ticket.requester.email:
-        return  # purged since: nothing to tell
+    if ticket is None or not _wants_email(ticket.requester):
+        return  # purged since, or not wanted: nothing to tell
     _send("created", f"We received your request: {ticket.subject}", ticket, ticket.requester.email)
 
 
@@ -59,9 +71,9 @@ def email_comment_added(event: Event) -> None:
     if ticket is None or comment is None:
         return
     if comment.by_agent:
-        if ticket.requester.email and ticket.requester_id != comment.author_id:
+        if ticket.requester_id != comment.author_id and _wants_email(ticket.requester):
             _send("agent_reply", f"New reply: {ticket.subject}", ticket, ticket.requester.email, comment=comment)
-    elif ticket.assignee_id and ticket.assignee.email:
+    elif ticket.assignee_id and _wants_email(ticket.assignee):
         _send(
             "customer_reply",
             f"Customer replied: {ticket.subject}",

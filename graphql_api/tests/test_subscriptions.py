@@ -17,8 +17,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 PROTOCOL = "graphql-transport-ws"
 
 
-
-
 def _url(live_stack):
     return live_stack.ws_url.replace("/ws/", "/graphql/")
 
@@ -232,3 +230,23 @@ def test_platform_metrics_arrive_on_metrics_updated(live_stack, real_celery, mem
         )
         metrics = _next(ws, operation_id="m")["payload"]["data"]["metricsUpdated"]
         assert metrics == {"platform": {"metrics": {"cpu": 42.5}}, "openTickets": 0}
+
+
+def test_revoking_a_token_closes_only_that_tokens_subscription_sockets(live_stack, member):
+    from django.db import transaction
+
+    from portal import realtime
+
+    revoked, old_key = portal_services.api_token_create(membership=member, name="old")
+    _, new_key = portal_services.api_token_create(membership=member, name="new")
+    with _open(live_stack, old_key) as gone, _open(live_stack, new_key) as kept:
+        with transaction.atomic():
+            portal_services.api_token_revoke(membership=member, public_id=revoked.public_id)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                gone.recv(timeout=10)
+        assert closed.value.rcvd.code == realtime.CLOSE_UNAUTHENTICATED
+        # The other token's socket is still open and answers.
+        kept.send(json.dumps({"type": "ping"}))
+        while (message := json.loads(kept.recv(timeout=10)))["type"] != "pong":
+            assert message["type"] == "ping"

@@ -41,7 +41,7 @@ def test_bad_filters_are_400(api_client, param, value):
 def test_preferences_get_and_update(api_client):
     prefs = api_client.get(reverse("notifications-api:preferences")).json()
     assert {p["kind"]: p["channel"] for p in prefs} == {
-        "ticket": "in_app",
+        "ticket": "email",
         "billing": "in_app",
         "compliance": "in_app",
         "alert": "email",

@@ -248,6 +248,7 @@ def test_logout_and_password_change_enqueue_socket_closing(member, monkeypatch, 
     monkeypatch.setattr("portal.tasks.sockets_close_task.delay", lambda groups: closed.append(groups))
     client = Client()
     client.force_login(member.user)
+    old_session = client.session.session_key
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
             "/accounts/password/change/",
@@ -257,8 +258,18 @@ def test_logout_and_password_change_enqueue_socket_closing(member, monkeypatch, 
                 "new_password2": "brand-new-passw0rd!",
             },
         )
-    assert closed == [[realtime.user_group(member.user_id)]]
     current_session = client.session.session_key  # rotated by the password change
+    # Every browser socket of the user's other sessions; this session's (old and new key) stay.
+    assert closed == [
+        [
+            {
+                "group": realtime.user_group(member.user_id),
+                "code": realtime.CLOSE_SIGNED_OUT,
+                "keep_sessions": [realtime.session_group(old_session), realtime.session_group(current_session)],
+                "browsers_only": True,
+            }
+        ]
+    ]
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/accounts/logout/")
     assert closed[1] == [realtime.session_group(current_session)]

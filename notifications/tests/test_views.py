@@ -187,3 +187,40 @@ def test_a_pushed_new_row_comes_with_its_select_box(member):
     # select box included, instead of repeating it.
     items = re.findall(r"<li\b[^>]*>", inserted.split("</div>")[0])
     assert len(items) == 2 and all(re.search(r'\sid="[^"]+"', item) for item in items)
+
+
+def test_deleting_with_htmx_also_removes_the_rows_bulk_select_checkbox(member_client, member):
+    n = _notify(member)
+    page = member_client.get(reverse("notifications:list")).content.decode()
+    assert f'id="select-row-{n.public_id}"' in page and f'id="notification-{n.public_id}"' in page
+    response = member_client.post(reverse("notifications:delete", args=[n.public_id]), HTTP_HX_REQUEST="true")
+    # The Delete button swaps its row (#notification-<id>) with the empty main content; the checkbox,
+    # a separate <li>, goes with an out-of-band delete.
+    assert response.status_code == 200
+    assert response.content.decode() == f'<li id="select-row-{n.public_id}" hx-swap-oob="delete"></li>'
+    assert not Notification.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "next_url", ["https://evil.example/phish", "//evil.example/phish", "http://evil.example/", "javascript:alert(1)"]
+)
+def test_an_external_next_falls_back_to_the_notifications_page(member_client, member, next_url):
+    n = _notify(member)
+    response = member_client.post(reverse("notifications:read", args=[n.public_id]), {"next": next_url})
+    assert response.status_code == 302 and response["Location"] == reverse("notifications:list")
+    response = member_client.post(reverse("notifications:read_many"), {"all": "1", "next": next_url})
+    assert response["Location"] == reverse("notifications:list")
+
+
+def test_a_next_on_this_site_is_followed(member_client, member):
+    n = _notify(member)
+    response = member_client.post(reverse("notifications:delete", args=[n.public_id]), {"next": "/tickets/?page=2"})
+    assert response.status_code == 302 and response["Location"] == "/tickets/?page=2"
+
+
+def test_a_secure_request_does_not_follow_a_plain_http_next(member_client, member):
+    n = _notify(member)
+    response = member_client.post(
+        reverse("notifications:read", args=[n.public_id]), {"next": "http://testserver/tickets/"}, secure=True
+    )
+    assert response["Location"] == reverse("notifications:list")
