@@ -81,6 +81,7 @@ class TicketDetailOutput(TicketOutput):
     description = serializers.CharField()
     attachments = AttachmentOutput(many=True, source="ticket_files")
     comments = CommentOutput(many=True, source="thread")
+    followers = PersonOutput(many=True, source="follower_people", help_text="Who follows the ticket (CC)")
 
 
 def _split(values: list[str]) -> list[str]:
@@ -153,8 +154,10 @@ def _detail(request: Request, public_id: Any) -> dict[str, Any]:
         public_id=public_id,
         user=request.user,
         include_internal=services.is_agent(request.user),
+        with_followers=True,
     )
     page.ticket.thread, page.ticket.ticket_files = page.comments, page.attachments
+    page.ticket.follower_people = page.followers
     return TicketDetailOutput(page.ticket).data
 
 
@@ -209,3 +212,47 @@ class TicketCommentsApi(APIView):
         comment = services.comment_create(ticket=ticket, author=request.user, **serializer.validated_data)
         comment.files = list(comment.attachments.all())
         return Response(CommentOutput(comment).data, status=status.HTTP_201_CREATED)
+
+
+def _followers(ticket: Any) -> list[dict[str, Any]]:
+    followers, _ = selectors.ticket_followers(ticket=ticket)
+    return PersonOutput(followers, many=True).data
+
+
+class TicketFollowersApi(APIView):
+    class FollowerAddInput(serializers.Serializer):
+        user = serializers.IntegerField(
+            min_value=1, max_value=2**63 - 1, help_text="The id of an active member of the ticket's organization"
+        )
+
+    @extend_schema(responses=PersonOutput(many=True), summary="Who follows a ticket (CC)")
+    def get(self, request: Request, public_id: Any) -> Response:
+        ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+        return Response(_followers(ticket))
+
+    @extend_schema(
+        request=FollowerAddInput,
+        responses={201: PersonOutput(many=True)},
+        summary="Add a follower (CC a member of the organization)",
+        description="Answers with the ticket's followers. Another organization's or an unknown user id is a 400.",
+    )
+    def post(self, request: Request, public_id: Any) -> Response:
+        ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+        _reject_fields(request.data, {"user"}, agent=True)
+        serializer = self.FollowerAddInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.ticket_follower_add(ticket=ticket, actor=request.user, user_id=serializer.validated_data["user"])
+        return Response(_followers(ticket), status=status.HTTP_201_CREATED)
+
+
+class TicketFollowerApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={204: None},
+        summary="Remove a follower",
+        description="A user id that does not follow the ticket is a 400.",
+    )
+    def delete(self, request: Request, public_id: Any, user_id: int) -> Response:
+        ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+        services.ticket_follower_remove(ticket=ticket, actor=request.user, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

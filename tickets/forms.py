@@ -44,6 +44,19 @@ class CommentForm(forms.Form):
     attachments = MultipleFileField(label="Attachments", help_text=ATTACHMENT_HELP)
 
 
+class FollowerAddForm(forms.Form):
+    """CC a colleague: the organization's active members who don't follow the ticket yet."""
+
+    user = forms.ChoiceField(label="Add a follower")
+
+    def __init__(self, *args, candidates=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["user"].choices = [
+            ("", "Choose a colleague"),
+            *[(str(u.pk), u.get_full_name() or u.get_username()) for u in candidates],
+        ]
+
+
 class StatusForm(forms.Form):
     status = forms.ChoiceField(choices=Status.choices)
 

@@ -29,7 +29,7 @@ from django.db.models import (
 )
 from django.db.models.lookups import Lookup
 
-from portal.models import Organization
+from portal.models import Membership, Organization
 from portal.tenancy import scoped_get_or_404
 from tickets import caching
 from tickets import services as ticket_services
@@ -48,7 +48,10 @@ from tickets.models import (
 User = get_user_model()
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_NUMBER = re.compile(r"^#?(\d{1,9})$")
+# ASCII digits only (``\d`` and ``str.isdigit`` also accept "²" or "٣", which ``int()`` refuses or
+# reads as another number), and few enough of them to fit the column they are compared with.
+_NUMBER = re.compile(r"#?([0-9]{1,9})")
+_ID = re.compile(r"[0-9]{1,18}")
 
 SORTS = {
     "updated": ("-updated_at", "-id"),
@@ -89,7 +92,7 @@ class TicketFilters:
             unknown = [v for v in values if v not in choices]
             if unknown:
                 problems[name] = f"Unknown {name}: {', '.join(unknown)}. Choose from: {', '.join(choices)}."
-        if self.assignee and self.assignee != "none" and not self.assignee.isdigit():
+        if self.assignee and self.assignee != "none" and not _ID.fullmatch(self.assignee):
             problems["assignee"] = "Unknown assignee."
         if self.sort not in SORTS:
             problems["sort"] = f"Unknown sort {self.sort!r}. Choose from: {', '.join(SORTS)}."
@@ -165,11 +168,13 @@ def ticket_list(
     if filters.assignee == "none":
         queryset = queryset.filter(assignee__isnull=True)
     elif filters.assignee:
+        if not _ID.fullmatch(filters.assignee):  # callers check errors() first; never a 500 if not
+            return queryset.none()
         queryset = queryset.filter(assignee_id=int(filters.assignee))
     order: tuple[Any, ...] = SORTS.get(filters.sort, SORTS["updated"])
     q = filters.q.strip()
     if q:
-        number = _NUMBER.match(q)
+        number = _NUMBER.fullmatch(q)
         # "#1042" is a reference: only that ticket. "1042" may also be a word in the text.
         query = None if number and q.startswith("#") else search_query(q)
         condition = Q(_matches(query)) if query is not None else Q(pk__in=[])
@@ -283,10 +288,43 @@ class TicketPage:
     attachments: list[Attachment]  # on the ticket itself; comments carry theirs in .files
     history: list[TicketChange]
     following: bool
+    # With ``with_followers``: who follows (CC), and the organization's active members who don't yet.
+    followers: list[Any] = field(default_factory=list)
+    follower_candidates: list[Any] = field(default_factory=list)
 
 
-def ticket_page(*, organization: Organization, public_id: Any, user: Any, include_internal: bool) -> TicketPage:
-    """Everything the detail page shows, in five queries whatever the length of the thread."""
+_PERSON_FIELDS = ("pk", "first_name", "last_name", "username", "email")
+
+
+def ticket_followers(*, ticket: Ticket) -> tuple[list[Any], list[Any]]:
+    """The ticket's followers, and the active members of its organization who could be added: one query.
+
+    Followers are listed even when they are no longer members (an agent, someone who left), so
+    they can still be removed.
+    """
+    people = (
+        User.objects.annotate(follows=Exists(TicketFollower.objects.filter(ticket=ticket, user=OuterRef("pk"))))
+        .filter(
+            Q(follows=True)
+            | Q(
+                is_active=True,
+                pk__in=Membership.objects.for_organization(ticket.organization).values("user_id"),
+            )
+        )
+        .only(*_PERSON_FIELDS)
+        .order_by("first_name", "last_name", "pk")
+    )
+    followers, candidates = [], []
+    for person in people:
+        (followers if person.follows else candidates).append(person)
+    return followers, candidates
+
+
+def ticket_page(
+    *, organization: Organization, public_id: Any, user: Any, include_internal: bool, with_followers: bool = False
+) -> TicketPage:
+    """Everything the detail page shows, in five queries whatever the length of the thread (six
+    ``with_followers``)."""
     ticket = scoped_get_or_404(
         Ticket.objects.for_organization(organization)
         .select_related("requester", "assignee", "organization")
@@ -298,12 +336,15 @@ def ticket_page(*, organization: Organization, public_id: Any, user: Any, includ
         public_id=public_id,
     )
     comments, attachments = ticket_thread(ticket=ticket, include_internal=include_internal)
+    followers, candidates = ticket_followers(ticket=ticket) if with_followers else ([], [])
     return TicketPage(
         ticket=ticket,
         comments=comments,
         attachments=attachments,
         history=list(ticket_history(ticket=ticket, include_internal=include_internal)),
         following=ticket.following,
+        followers=followers,
+        follower_candidates=candidates,
     )
 
 

@@ -6,11 +6,14 @@ hold for every entry point.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -44,6 +47,7 @@ from tickets.models import (
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
+T = TypeVar("T")
 
 # --- The workflow, in one place -------------------------------------------------------------
 
@@ -303,10 +307,21 @@ _VECTOR_SQL = """
     || setweight(to_tsvector('english', {description}), 'B') || setweight(to_tsvector('simple', {description}), 'B')
     || setweight(to_tsvector('english', {replies}), 'C') || setweight(to_tsvector('simple', {replies}), 'C')
 """
+# How much of the public replies is indexed: the first REPLIES_INDEXED_CHARS characters of the
+# conversation, oldest first (where the problem is described; later words of a long thread are
+# found through the ticket anyway). Why a cap, and why this number: a tsvector holds at most
+# 1 MB of lexemes and positions (MAXSTRPOS, 1,048,575 bytes); past it every UPDATE of the row
+# fails with "string is too long for tsvector", so an uncapped thread would end up refusing
+# every reply and edit. Each indexed character costs at most ~12 bytes of the vector (measured
+# worst cases: hyphenated words of 4-byte letters, where the compound and every part are
+# lexemes, each with a header and a position; most text costs 2-5 bytes); we budget 16 bytes.
+# The subject (255) and description (BODY_MAX) are indexed whole, so the document is at most
+# 255 + 20,000 + 40,000 characters x 16 bytes = 964,080 bytes < 1,048,575.
+REPLIES_INDEXED_CHARS = 40_000
 # The public replies of the ticket row being updated, oldest first (deterministic positions for ranking).
-_REPLIES_SQL = """coalesce((
+_REPLIES_SQL = f"""coalesce(left((
     SELECT string_agg(c.body, ' ' ORDER BY c.created_at, c.id) FROM tickets_comment c
-    WHERE c.ticket_id = "tickets_ticket"."id" AND NOT c.internal), '')"""
+    WHERE c.ticket_id = "tickets_ticket"."id" AND NOT c.internal), {int(REPLIES_INDEXED_CHARS)}), '')"""  # noqa: S608 - a constant
 
 
 def _search_vector(ticket: Ticket, *, replies: bool = True) -> RawSQL:
@@ -377,9 +392,40 @@ def attachments_validate(files: Sequence[UploadedFile]) -> list[tuple[UploadedFi
     return checked
 
 
+# The storage paths written by ``_attachments_save`` during the current ``_atomic_with_files`` call.
+_stored_files: ContextVar[list[str] | None] = ContextVar("tickets_stored_files", default=None)
+
+
+def _atomic_with_files(func: Callable[..., T]) -> Callable[..., T]:
+    """``transaction.atomic`` for services that store attachments: files are not transactional,
+    so those the call stored are deleted again when it fails (an error after they were stored,
+    or a failed commit) instead of staying in storage with no row pointing at them. The
+    services also store files last, after every other write, so an error rarely gets that far.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        stored: list[str] = []
+        token = _stored_files.set(stored)
+        try:
+            with transaction.atomic():
+                return func(*args, **kwargs)
+        except BaseException:
+            _files_delete(stored)
+            raise
+        finally:
+            _stored_files.reset(token)
+
+    return wrapper
+
+
 def _attachments_save(
     *, ticket: Ticket, comment: Comment | None, uploader: Any, checked: Iterable[tuple[UploadedFile, str, str]]
 ) -> list[Attachment]:
+    """Store the files and their rows; call it inside ``_atomic_with_files``, after the other writes."""
+    stored = _stored_files.get()
+    if stored is None:
+        raise RuntimeError("_attachments_save needs an @_atomic_with_files service around it.")
     saved = []
     for upload, name, content_type in checked:
         attachment = Attachment(
@@ -392,6 +438,7 @@ def _attachments_save(
             uploaded_by=uploader,
         )
         attachment.file.save(name, upload, save=False)
+        stored.append(attachment.file.name)
         attachment.save()
         saved.append(attachment)
     return saved
@@ -400,7 +447,7 @@ def _attachments_save(
 # --- Tickets ------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@_atomic_with_files
 def ticket_create(
     *,
     organization: Organization,
@@ -440,7 +487,6 @@ def ticket_create(
     ticket.save()
     del ticket.search_vector  # deferred from here on: never written back from this instance
     TicketFollower.objects.create(organization=organization, ticket=ticket, user=requester)
-    _attachments_save(ticket=ticket, comment=None, uploader=requester, checked=checked)
     _audit(ticket, requester, {"created": ("", f"{ticket.get_priority_display()} priority")})
     events.publish(
         events.TICKET_CREATED,
@@ -448,6 +494,7 @@ def ticket_create(
         actor=requester,
         data=_payload(ticket, requester=str(requester.pk)),
     )
+    _attachments_save(ticket=ticket, comment=None, uploader=requester, checked=checked)  # last: see the decorator
     return ticket
 
 
@@ -583,7 +630,7 @@ def ticket_change_status(*, ticket: Ticket, actor: Any, status: str) -> Ticket:
     return ticket_update(ticket=ticket, actor=actor, status=status)
 
 
-@transaction.atomic
+@_atomic_with_files
 def comment_create(
     *,
     ticket: Ticket,
@@ -622,11 +669,12 @@ def comment_create(
         internal=internal,
         by_agent=agent,
     )
-    comment.files = _attachments_save(ticket=ticket, comment=comment, uploader=author, checked=checked)
     if internal:
+        # Nothing customers see changes: not updated_at (their list's order and "Updated …" would
+        # give the note away), not the thread, the vector or the events. The audit row is agents'
+        # only (selectors.ticket_history).
         _audit(ticket, author, {"internal_note": ("", "added")})
-        ticket.updated_at = timezone.now()
-        Ticket.objects.filter(pk=ticket.pk).update(updated_at=ticket.updated_at)
+        comment.files = _attachments_save(ticket=ticket, comment=comment, uploader=author, checked=checked)
         return comment
 
     now = timezone.now()
@@ -655,6 +703,8 @@ def comment_create(
             actor=author,
             data=_payload(ticket, changes=status_change),
         )
+    # Last, after every write that can fail (a file stored earlier would outlive a rollback).
+    comment.files = _attachments_save(ticket=ticket, comment=comment, uploader=author, checked=checked)
     return comment
 
 
@@ -667,6 +717,65 @@ def ticket_follow(*, ticket: Ticket, user: Any) -> None:
 @transaction.atomic
 def ticket_unfollow(*, ticket: Ticket, user: Any) -> None:
     TicketFollower.objects.filter(ticket=ticket, user=user).delete()
+
+
+# Followers (CC): any member of the organization, or an agent, may add colleagues of the ticket's
+# organization as followers, or remove them; every change is in the audit trail.
+_USER_ID = re.compile(r"[0-9]{1,18}")
+_NOT_A_MEMBER = "Choose an active member of this ticket's organization."
+
+
+def _member_of(ticket: Ticket, user_id: Any) -> Any:
+    """The active user ``user_id`` if they belong to the ticket's organization; ValidationError else
+    (unknown, malformed, another organization's and inactive ids are the same error)."""
+    if isinstance(user_id, bool) or not _USER_ID.fullmatch(str(user_id)):
+        raise ValidationError({"user": _NOT_A_MEMBER})
+    user = (
+        User.objects.filter(
+            pk=int(user_id),
+            is_active=True,
+            pk__in=Membership.objects.for_organization(ticket.organization).values("user_id"),
+        )
+        .only("pk", "first_name", "last_name", "username", "is_active")
+        .first()
+    )
+    if user is None:
+        raise ValidationError({"user": _NOT_A_MEMBER})
+    return user
+
+
+@transaction.atomic
+def ticket_follower_add(*, ticket: Ticket, actor: Any, user_id: Any, membership: Membership | None = None) -> Any:
+    """CC ``user_id`` on the ticket: they hear about its replies and changes. Returns the user.
+
+    Only active members of the ticket's organization can follow it; adding a follower twice is a no-op.
+    """
+    ticket = Ticket.objects.select_related("organization").only("pk", "organization").get(pk=ticket.pk)
+    _require_can_see(ticket=ticket, actor=actor, membership=membership)
+    user = _member_of(ticket, user_id)
+    _, created = TicketFollower.objects.get_or_create(organization_id=ticket.organization_id, ticket=ticket, user=user)
+    if created:
+        _audit(ticket, actor, {"follower": ("", _display_name(user))})
+    return user
+
+
+@transaction.atomic
+def ticket_follower_remove(*, ticket: Ticket, actor: Any, user_id: Any, membership: Membership | None = None) -> None:
+    """Stop ``user_id`` following the ticket (ValidationError if they don't follow it)."""
+    ticket = Ticket.objects.select_related("organization").only("pk", "organization").get(pk=ticket.pk)
+    _require_can_see(ticket=ticket, actor=actor, membership=membership)
+    follower = None
+    if not isinstance(user_id, bool) and _USER_ID.fullmatch(str(user_id)):
+        follower = (
+            TicketFollower.objects.filter(ticket=ticket, user_id=int(user_id))
+            .select_related("user")
+            .only("pk", "user__id", "user__first_name", "user__last_name", "user__username")
+            .first()
+        )
+    if follower is None:
+        raise ValidationError({"user": "This person does not follow the ticket."})
+    follower.delete()
+    _audit(ticket, actor, {"follower": (_display_name(follower.user), "")})
 
 
 # --- SLA sweep (beat, every minute) ---------------------------------------------------------

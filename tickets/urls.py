@@ -11,5 +11,7 @@ urlpatterns = [
     path("<uuid:public_id>/comments/", views.comment_add, name="comment_add"),
     path("<uuid:public_id>/status/", views.status_change, name="status_change"),
     path("<uuid:public_id>/follow/", views.follow_toggle, name="follow"),
+    path("<uuid:public_id>/followers/", views.follower_add, name="follower_add"),
+    path("<uuid:public_id>/followers/remove/", views.follower_remove, name="follower_remove"),
     path("<uuid:public_id>/attachments/<uuid:attachment_id>/", views.attachment_download, name="attachment"),
 ]

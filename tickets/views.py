@@ -18,9 +18,11 @@ from django_htmx.http import HttpResponseClientRedirect
 from portal.forms import form_add_service_errors
 from portal.tenancy import organization_required
 from tickets import selectors, services
-from tickets.forms import CommentForm, StatusForm, TicketCreateForm, TicketFilterForm
+from tickets.forms import CommentForm, FollowerAddForm, StatusForm, TicketCreateForm, TicketFilterForm
 
 PAGE_SIZE = 25
+# More pages than any organization has: anything above is "past the end", like any page after the last.
+MAX_PAGE = 1_000_000
 
 
 class CountedPaginator(Paginator):
@@ -34,7 +36,9 @@ class CountedPaginator(Paginator):
         if not self.object_list.query.annotations.get(selectors.TOTAL):
             return super().get_page(number)
         try:
-            number = max(int(number), 1)
+            # Bounded: a page past the end is the last page (below), but a huge number would first
+            # become an OFFSET past PostgreSQL's bigint (a DataError, a 500 from the URL alone).
+            number = min(max(int(number), 1), MAX_PAGE)
         except (TypeError, ValueError):
             number = 1
         bottom = (number - 1) * self.per_page
@@ -108,16 +112,24 @@ def _page(request: HttpRequest, public_id: str) -> selectors.TicketPage:
         public_id=public_id,
         user=request.user,
         include_internal=services.is_agent(request.user),
+        with_followers=True,
     )
 
 
-def _detail_context(request: HttpRequest, page: selectors.TicketPage, comment_form: CommentForm | None = None) -> dict:
+def _detail_context(
+    request: HttpRequest,
+    page: selectors.TicketPage,
+    comment_form: CommentForm | None = None,
+    follower_form: FollowerAddForm | None = None,
+) -> dict:
     return {
         "ticket": page.ticket,
         "comments": page.comments,
         "attachments": page.attachments,
         "history": page.history,
         "following": page.following,
+        "followers": page.followers,
+        "follower_form": follower_form or FollowerAddForm(candidates=page.follower_candidates),
         "transitions": services.allowed_transitions(ticket=page.ticket, actor=request.user),
         "comment_form": comment_form or CommentForm(),
     }
@@ -132,7 +144,7 @@ def ticket_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 # Fragments a client may ask for (live updates re-fetch them by name).
-PARTS = frozenset({"ticket-summary", "ticket-comments", "ticket-history"})
+PARTS = frozenset({"ticket-summary", "ticket-comments", "ticket-history", "ticket-followers"})
 
 
 @organization_required
@@ -204,6 +216,50 @@ def follow_toggle(request: HttpRequest, public_id: str) -> HttpResponse:
             {"ticket": ticket, "following": request.POST.get("follow") == "1"},
         )
     return redirect("tickets:detail", ticket.public_id)
+
+
+def _followers_response(
+    request: HttpRequest, public_id: str, form: FollowerAddForm | None = None, error: str = ""
+) -> HttpResponse:
+    """The answer to a followers form: the section again for htmx (with the error, as a 400), the
+    page otherwise (a redirect when it worked)."""
+    if not request.htmx and form is None and not error:
+        return redirect(reverse("tickets:detail", args=[public_id]) + "#ticket-followers")
+    context = _detail_context(request, _page(request, public_id), follower_form=form)
+    context["follower_error"] = error
+    template = "tickets/detail.html#ticket-followers" if request.htmx else "tickets/detail.html"
+    return render(request, template, context, status=400 if form is not None or error else 200)
+
+
+@organization_required
+@require_POST
+def follower_add(request: HttpRequest, public_id: str) -> HttpResponse:
+    ticket = selectors.ticket_ref(organization=request.organization, public_id=public_id)
+    _, candidates = selectors.ticket_followers(ticket=ticket)
+    form = FollowerAddForm(request.POST, candidates=candidates)
+    if form.is_valid():
+        try:
+            services.ticket_follower_add(
+                ticket=ticket, actor=request.user, user_id=form.cleaned_data["user"], membership=request.membership
+            )
+        except ValidationError as exc:
+            form_add_service_errors(form, exc)
+        else:
+            return _followers_response(request, public_id)
+    return _followers_response(request, public_id, form=form)
+
+
+@organization_required
+@require_POST
+def follower_remove(request: HttpRequest, public_id: str) -> HttpResponse:
+    ticket = selectors.ticket_ref(organization=request.organization, public_id=public_id)
+    try:
+        services.ticket_follower_remove(
+            ticket=ticket, actor=request.user, user_id=request.POST.get("user", ""), membership=request.membership
+        )
+    except ValidationError as exc:
+        return _followers_response(request, public_id, error=" ".join(exc.messages))
+    return _followers_response(request, public_id)
 
 
 @organization_required

@@ -72,6 +72,12 @@ def _sla_badge_html(ticket, now=None, tz=None, english=None) -> str:
     )
 
 
+@register.filter
+def status_label(value: str) -> str:
+    """A status value's display label ("in_progress" → "In progress"), from the model's choices."""
+    return str(STATUS_LABELS.get(value, value))
+
+
 @register.simple_tag
 def sla_badge(ticket, now=None) -> SafeString:
     """The SLA state of the target that matters now, with a countdown that static/js/sla.js keeps live."""

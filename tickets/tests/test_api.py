@@ -178,3 +178,22 @@ def test_schema_documents_the_ticket_endpoints(client):
     assert {"/api/v1/tickets/", "/api/v1/tickets/{public_id}/", "/api/v1/tickets/{public_id}/comments/"} <= set(
         schema["paths"]
     )
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "1" * 40, "1.0"])
+def test_an_odd_assignee_filter_is_a_400_with_a_field_error(api_client, ticket, value):
+    response = api_client.get(LIST, {"assignee": value})
+    assert response.status_code == 400
+    assert response.json() == {"assignee": ["Unknown assignee."]}
+
+
+def test_a_page_past_the_end_is_a_404_not_a_500(api_client, ticket):
+    for q in ("database", ""):
+        response = api_client.get(LIST, {"q": q, "page": "9999999999999999999999999"})
+        assert response.status_code == 404 and "Invalid page" in response.json()["detail"]
+
+
+def test_an_internal_note_does_not_change_the_tickets_updated_time(api_client, ticket, agent):
+    before = api_client.get(_detail(ticket)).json()["updated"]
+    services.comment_create(ticket=ticket, author=agent, body="internal only", internal=True)
+    assert api_client.get(_detail(ticket)).json()["updated"] == before

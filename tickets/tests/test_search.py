@@ -53,3 +53,37 @@ def test_search_stays_inside_the_organization(member, other_member):
 def test_odd_search_text_is_harmless(member, q):
     make_ticket(member, subject="Plain ticket")
     assert isinstance(_search(member.organization, q), list)
+
+
+def _distinct_words(rnd, chars):
+    """Text of ``chars`` characters made of words no other text uses: the largest vector per character."""
+    words, size = [], 0
+    while size < chars:
+        word = "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(9))
+        words.append(word)
+        size += len(word) + 1
+    return " ".join(words)[:chars]
+
+
+def test_a_long_thread_of_distinct_words_still_takes_replies_and_stays_searchable(member, agent):
+    """Uncapped, the replies' vector passed PostgreSQL's 1 MB tsvector limit around the 20th
+    reply of 20,000 characters, and from then on every reply and edit of the ticket failed."""
+    import random
+
+    from tickets.models import BODY_MAX
+
+    rnd = random.Random(42)
+    ticket = make_ticket(member, subject="Kubernetes ingress flapping", description="Since the upgrade.")
+    services.comment_create(ticket=ticket, author=member.user, body="First reply mentions zanzibarwidget today.")
+    for i in range(45):
+        services.comment_create(
+            ticket=ticket, author=agent if i % 2 else member.user, body=_distinct_words(rnd, BODY_MAX)
+        )
+
+    reply = services.comment_create(ticket=ticket, author=member.user, body="Still there after reply 47.")
+    services.ticket_update(ticket=ticket, actor=member.user, subject="Kubernetes ingress flapping again")
+
+    assert reply.ticket.comment_count == 47
+    assert _search(member.organization, "ingress") == ["Kubernetes ingress flapping again"]
+    assert _search(member.organization, "zanzibarwidget") == ["Kubernetes ingress flapping again"]
+    assert _search(member.organization, "upgrade") == ["Kubernetes ingress flapping again"]

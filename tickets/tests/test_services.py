@@ -207,3 +207,72 @@ def test_requester_edits_subject_but_a_colleague_cannot(ticket, member, organiza
     colleague = MembershipFactory(organization=organization)
     with pytest.raises(ValidationError, match="Only the requester"):
         services.ticket_update(ticket=ticket, actor=colleague.user, subject="mine now")
+
+
+# --- Attachments are never left in storage by a failed write ---------------------------------
+
+
+def _stored_files(settings):
+    root = settings.MEDIA_ROOT / "attachments"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def _upload(name="trace.log"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, b"stack trace", content_type="text/plain")
+
+
+def test_a_reply_that_fails_after_its_checks_leaves_no_file_in_storage(ticket, member, settings):
+    from django.db import OperationalError
+
+    with (
+        mock.patch.object(services, "_save_with_vector", side_effect=OperationalError("string is too long")),
+        pytest.raises(OperationalError),
+    ):
+        services.comment_create(ticket=ticket, author=member.user, body="logs attached", attachments=[_upload()])
+    assert _stored_files(settings) == []
+    assert not Comment.objects.exists()
+
+
+def test_a_failure_while_storing_files_removes_those_already_stored(ticket, member, settings):
+    from tickets.models import Attachment
+
+    real_save = Attachment.save
+    calls = []
+
+    def fail_second(self, *args, **kwargs):
+        calls.append(self)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real_save(self, *args, **kwargs)
+
+    with mock.patch.object(Attachment, "save", fail_second), pytest.raises(RuntimeError):
+        services.comment_create(
+            ticket=ticket, author=member.user, body="two files", attachments=[_upload("a.log"), _upload("b.log")]
+        )
+    assert _stored_files(settings) == []
+    assert not Attachment.objects.exists() and not Comment.objects.exists()
+
+
+def test_replies_with_files_still_store_them(ticket, member, settings):
+    comment = services.comment_create(ticket=ticket, author=member.user, body="see log", attachments=[_upload()])
+    assert [f.filename for f in comment.files] == ["trace.log"] and len(_stored_files(settings)) == 1
+
+
+# --- Internal notes change nothing customers see -------------------------------------------
+
+
+def test_an_internal_note_does_not_touch_what_customers_see(ticket, member, agent):
+    older = make_ticket(member, subject="Older ticket")
+    Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now() - timedelta(hours=2))
+    Ticket.objects.filter(pk=older.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    before = Ticket.objects.get(pk=ticket.pk)
+    services.comment_create(ticket=ticket, author=agent, body="Customer is on the old plan", internal=True)
+    after = Ticket.objects.get(pk=ticket.pk)
+    assert after.updated_at == before.updated_at
+    assert (after.comment_count, after.status) == (before.comment_count, before.status)
+    from tickets import selectors
+
+    order = [t.subject for t in selectors.ticket_list(organization=member.organization)]
+    assert order == ["Older ticket", ticket.subject]  # the note did not move the ticket up

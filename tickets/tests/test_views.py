@@ -1,4 +1,6 @@
+import re
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -355,3 +357,44 @@ def test_pagination_keeps_the_filters(member_client, member):
     assert 'href="?priority=high&amp;page=2"' in page
     second = member_client.get(reverse("tickets:list") + "?priority=high&page=2").content.decode()
     assert second.count('id="ticket-row-') == 5 and "Page 2 of 2" in second
+
+
+@pytest.mark.parametrize("q", ["database", ""])
+@pytest.mark.parametrize("page", ["9999999999999999999999999", "1000001", "3"])
+def test_a_page_past_the_end_is_the_last_page_with_or_without_a_search(member_client, member, q, page):
+    for i in range(30):
+        make_ticket(member, subject=f"Database ticket {i}")
+    response = member_client.get(reverse("tickets:list"), {"q": q, "page": page})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Page 2 of 2" in body and body.count('id="ticket-row-') == 5
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "1" * 40, "-1"])
+def test_an_odd_assignee_filter_is_a_form_error_not_a_500(member_client, ticket, value):
+    response = member_client.get(reverse("tickets:list"), {"assignee": value})
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_agents_status_buttons_use_the_status_labels(client, ticket, agent, organization):
+    from portal.tests.factories import MembershipFactory
+
+    MembershipFactory(organization=organization, user=agent)  # e.g. the account's technical manager
+    client.force_login(agent)
+    body = client.get(_detail(ticket)).content.decode()
+    assert "Mark as in progress</button>" in body and "Mark as waiting on customer</button>" in body
+    assert "Mark as resolved</button>" in body and "Close ticket</button>" in body
+    assert "Inprogress" not in body and "Waitingoncustomer" not in body
+
+
+def test_an_internal_note_is_invisible_on_the_customers_list(member_client, member, ticket, agent):
+    make_ticket(member, subject="Newer ticket")
+    Ticket.objects.filter(pk=ticket.pk).update(updated_at=ticket.updated_at - timedelta(days=1))
+    url = reverse("tickets:list")
+    before = member_client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    services.comment_create(ticket=ticket, author=agent, body="internal only", internal=True)
+    after = member_client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    updated = re.compile(r'data-label="Updated"><time datetime="([^"]+)"')
+    assert updated.findall(after) == updated.findall(before)  # same order, same "updated" times
+    assert after.index("Newer ticket") < after.index(ticket.subject)
