@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from forecasting import conf
 from forecasting.engine import ALLOWED_HORIZONS, ALLOWED_LEVELS
 from forecasting.models import SERVICE_MAX
+from portal.params import whole_number
 
 HORIZON_CHOICES = [(str(h), f"{h} months") for h in ALLOWED_HORIZONS]
 LEVEL_CHOICES = [(str(level), f"{level} %") for level in ALLOWED_LEVELS]
@@ -46,9 +47,10 @@ def parse_thresholds(raw: str) -> list[int]:
     for part in parts:
         if not part:
             continue
-        if not part.isdigit():
+        value = whole_number(part)
+        if value is None:
             raise ValidationError(f"{part!r} is not a whole percentage.")
-        values.append(int(part))
+        values.append(value)
     if not values:
         raise ValidationError("Give at least one threshold, e.g. 80, 100.")
     return values

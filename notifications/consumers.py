@@ -25,16 +25,13 @@ from django.conf import settings
 
 from notifications import rendering, selectors, services
 from portal import realtime, tenancy
+from portal.params import whole_number
 
 logger = logging.getLogger(__name__)
 
 API_TYPES = frozenset({"notification", "ticket_update", "metrics_update", "compliance_update", "invoice_created"})
 MAX_FRAME = 16 * 1024  # clients only send small control messages
 SENT_MEMORY = 2000
-
-
-def _cursor(push_id: int) -> str:
-    return f'<span id="live-cursor" hidden data-live-id="{push_id}" hx-swap-oob="true"></span>'
 
 
 # An org-wide push reaches every local socket as the same dict (realtime.GroupRelay): the frame
@@ -52,7 +49,7 @@ def _frame(message: dict[str, Any], kind: str) -> dict[str, Any]:
             payload = {"id": message["id"], "type": message["event"], "created": message["created"]}
             text = json.dumps(payload | {"data": message["data"]})
         else:
-            text = _cursor(message["id"]) + message["html"]
+            text = rendering.cursor_fragment(message["id"]) + message["html"]
         # The same frame goes to every local socket of an org-wide push: Daphne encodes and
         # frames it once (realtime.SharedFrame); other servers just send the text.
         send = message[kind] = {
@@ -137,7 +134,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     def _last_id(self) -> int | None:
         query = parse_qs(self.scope.get("query_string", b"").decode())
         raw = (query.get("last_id") or [""])[0]
-        return int(raw) if raw.isdigit() else None
+        return whole_number(raw)
 
     async def _replay(self) -> None:
         last_id = self._last_id()

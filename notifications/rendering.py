@@ -9,6 +9,12 @@ from django.template.loader import render_to_string
 from notifications.models import Notification
 
 
+def cursor_fragment(push_id: int) -> str:
+    """The mark before each push's fragments on the socket and in a poll answer: the browser
+    applies each push once, in order, and resumes from the last id it saw (static/js/live.js)."""
+    return f'<span id="live-cursor" hidden data-live-id="{push_id}" hx-swap-oob="true"></span>'
+
+
 def inbox_fragments(
     *,
     unread: int,

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from notifications import rendering, selectors, services
 from notifications.models import MANDATORY_KINDS, Kind, Preference
+from portal.params import whole_number
 from portal.tenancy import organization_required
 
 PAGE_SIZE = 25
@@ -154,28 +155,31 @@ def preferences(request: HttpRequest) -> HttpResponse:
 def poll(request: HttpRequest) -> HttpResponse:
     """The fallback when WebSocket is unavailable: what was pushed since ``last_id``, or 304."""
     raw = request.GET.get("last_id", "")
-    last_id = int(raw) if raw.isdigit() else None
+    last_id = whole_number(raw)
     latest = selectors.latest_push_id(user_id=request.user.pk, organization=request.organization)
     if last_id is not None and last_id >= latest:
         return HttpResponse(status=304)
     if last_id is None:
         # No cursor yet: just hand one out (the page itself is current).
-        html = ""
-    else:
-        # More missed than one answer carries: the newest pushes (so the cursor only moves past
-        # what is sent) and the inbox's current state, as the socket's resume does.
-        missed = selectors.pushes_since(
-            user_id=request.user.pk,
-            organization=request.organization,
-            last_id=last_id,
-            limit=services.RESUME_LIMIT,
-            newest=True,
+        return HttpResponse(rendering.cursor_fragment(latest))
+    # More missed than one answer carries: the newest pushes (so the cursor only moves past
+    # what is sent) and the inbox's current state, as the socket's resume does. Each push comes
+    # after its own cursor, as on the socket, so the browser can tell an older whole-state
+    # fragment (the badge, the dropdown) from the one it shows.
+    missed = selectors.pushes_since(
+        user_id=request.user.pk,
+        organization=request.organization,
+        last_id=last_id,
+        limit=services.RESUME_LIMIT,
+        newest=True,
+    )
+    sent = [p for p in missed.pushes if p.html]
+    html = "".join(rendering.cursor_fragment(p.pk) + p.html for p in sent)
+    latest = max([latest, *(p.pk for p in missed.pushes)])
+    if not sent or sent[-1].pk != latest:  # the newest pushes had nothing for browsers
+        html += rendering.cursor_fragment(latest)
+    if missed.truncated:
+        html += rendering.inbox_state_fragments(
+            user_id=request.user.pk, organization=request.organization, push_id=latest
         )
-        html = "".join(p.html for p in missed.pushes if p.html)
-        latest = max([latest, *(p.pk for p in missed.pushes)])
-        if missed.truncated:
-            html += rendering.inbox_state_fragments(
-                user_id=request.user.pk, organization=request.organization, push_id=latest
-            )
-    cursor = f'<span id="live-cursor" hidden data-live-id="{latest}" hx-swap-oob="true"></span>'
-    return HttpResponse(cursor + html)
+    return HttpResponse(html)

@@ -234,6 +234,15 @@ def test_budget_form_errors_are_shown(admin_client_org, costs):
     assert not Budget.objects.exists()
 
 
+@pytest.mark.parametrize("thresholds", ["²", "80, 9999999999999999999999"])
+def test_thresholds_that_are_no_whole_percentages_are_a_form_error(admin_client_org, costs, thresholds):
+    response = admin_client_org.post(
+        reverse("forecasting:budget_create"), {"service": "", "amount": "100", "thresholds": thresholds}
+    )
+    assert response.status_code == 400 and "is not a whole percentage" in response.content.decode()
+    assert not Budget.objects.exists()
+
+
 def test_members_cannot_change_budgets(member_client, costs, organization):
     budget = services.budget_create(organization=organization, actor=None, amount=10**6)
     assert member_client.post(reverse("forecasting:budget_create"), {"amount": "10"}).status_code == 403

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -132,6 +134,24 @@ def test_poll_answers_304_when_nothing_changed(member_client, member):
     services.push_inbox_state(user_id=member.user_id, organization=member.organization)
     changed = member_client.get(reverse("notifications:poll") + "?last_id=0")
     assert changed.status_code == 200 and 'id="notification-badge"' in changed.content.decode()
+
+
+@pytest.mark.parametrize("last_id", ["²", "-1", "1e3", "99999999999999999999999"])
+def test_a_poll_with_a_cursor_that_is_no_whole_number_gets_a_fresh_cursor(member_client, member, last_id):
+    response = member_client.get(reverse("notifications:poll"), {"last_id": last_id})
+    assert response.status_code == 200 and 'data-live-id="0"' in response.content.decode()
+
+
+def test_a_poll_answer_marks_each_push_with_its_own_id(member_client, member):
+    """The browser applies each push once, in order, and drops a badge older than the one it shows
+    (static/js/live.js): it needs each push's id, not one id for the whole answer."""
+    first = services.push_inbox_state(user_id=member.user_id, organization=member.organization)
+    second = services.push_inbox_state(user_id=member.user_id, organization=member.organization)
+    body = member_client.get(reverse("notifications:poll") + "?last_id=0").content.decode()
+    marks = [int(m) for m in re.findall(r'id="live-cursor" hidden data-live-id="(\d+)"', body)]
+    assert marks[:2] == [first.pk, second.pk] and marks[-1] == second.pk
+    assert body.index(f'data-live-id="{first.pk}"') < body.index('id="notification-badge"')
+    assert body.count('id="notification-badge"') == 2
 
 
 @pytest.mark.parametrize(("name", "method"), [("notifications:read", "post"), ("notifications:delete", "post")])
