@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -73,13 +73,13 @@ class TicketAdminForm(forms.ModelForm):
         subject = self.cleaned_data["subject"]
         if "subject" not in self.changed_data:
             return subject
-        return _service_rule("subject", services._clean_subject, subject)
+        return _service_rule("subject", services.subject_clean, subject)
 
     def clean_description(self) -> str:
         description = self.cleaned_data["description"]
         if "description" not in self.changed_data:
             return description  # the service checks only what changes
-        return _service_rule("description", services._clean_body, "description", description)
+        return _service_rule("description", services.body_clean, "description", description)
 
     def clean_status(self) -> str:
         status = self.cleaned_data["status"]
@@ -104,7 +104,7 @@ class CommentForm(forms.ModelForm):
         fields = ["body", "internal"]
 
     def clean_body(self) -> str:
-        return _service_rule("body", services._clean_body, "body", self.cleaned_data["body"])
+        return _service_rule("body", services.body_clean, "body", self.cleaned_data["body"])
 
 
 class CommentFormSet(BaseInlineFormSet):
@@ -317,15 +317,9 @@ class TicketAdmin(admin.ModelAdmin):
         """Any attachment, internal notes' included: the customers' download page needs a membership."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        attachment = get_object_or_404(Attachment, public_id=public_id)
-        try:
-            handle = attachment.file.open("rb")
-        except FileNotFoundError as exc:
-            raise Http404("The file of this attachment is gone.") from exc
-        response = FileResponse(handle, as_attachment=True, filename=attachment.filename)
-        response["Content-Type"] = attachment.content_type
-        response["Cache-Control"] = "private, no-store"
-        return response
+        from tickets.views import attachment_response
+
+        return attachment_response(get_object_or_404(Attachment, public_id=public_id))
 
     def changeform_view(
         self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None

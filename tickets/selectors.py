@@ -30,6 +30,7 @@ from django.db.models import (
 from django.db.models.lookups import Lookup
 
 from portal.models import Membership, Organization
+from portal.params import whole_number
 from portal.tenancy import scoped_get_or_404
 from tickets import caching
 from tickets import services as ticket_services
@@ -51,7 +52,6 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 # ASCII digits only (``\d`` and ``str.isdigit`` also accept "²" or "٣", which ``int()`` refuses or
 # reads as another number), and few enough of them to fit the column they are compared with.
 _NUMBER = re.compile(r"#?([0-9]{1,9})")
-_ID = re.compile(r"[0-9]{1,18}")
 
 SORTS = {
     "updated": ("-updated_at", "-id"),
@@ -92,7 +92,7 @@ class TicketFilters:
             unknown = [v for v in values if v not in choices]
             if unknown:
                 problems[name] = f"Unknown {name}: {', '.join(unknown)}. Choose from: {', '.join(choices)}."
-        if self.assignee and self.assignee != "none" and not _ID.fullmatch(self.assignee):
+        if self.assignee and self.assignee != "none" and whole_number(self.assignee) is None:
             problems["assignee"] = "Unknown assignee."
         if self.sort not in SORTS:
             problems["sort"] = f"Unknown sort {self.sort!r}. Choose from: {', '.join(SORTS)}."
@@ -168,7 +168,7 @@ def ticket_list(
     if filters.assignee == "none":
         queryset = queryset.filter(assignee__isnull=True)
     elif filters.assignee:
-        if not _ID.fullmatch(filters.assignee):  # callers check errors() first; never a 500 if not
+        if whole_number(filters.assignee) is None:  # callers check errors() first; never a 500 if not
             return queryset.none()
         queryset = queryset.filter(assignee_id=int(filters.assignee))
     order: tuple[Any, ...] = SORTS.get(filters.sort, SORTS["updated"])

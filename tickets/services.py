@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from django.utils import timezone
 
 from portal import events
 from portal.models import Membership, Organization
+from portal.params import whole_number
 from tickets import caching, sla
 from tickets.models import (
     BODY_MAX,
@@ -211,7 +211,7 @@ def ticket_sla_status(*, ticket: Ticket, now: datetime | None = None) -> SlaStat
 # --- Validation helpers ---------------------------------------------------------------------
 
 
-def _clean_subject(subject: str) -> str:
+def subject_clean(subject: str) -> str:
     subject = (subject or "").strip()
     if not subject:
         raise ValidationError({"subject": "Enter a subject."})
@@ -220,7 +220,7 @@ def _clean_subject(subject: str) -> str:
     return subject
 
 
-def _clean_body(field: str, body: str) -> str:
+def body_clean(field: str, body: str) -> str:
     body = (body or "").strip()
     if not body:
         raise ValidationError({field: "This can't be empty."})
@@ -460,8 +460,8 @@ def ticket_create(
     membership: Membership | None = None,
 ) -> Ticket:
     """Open a ticket. ``membership``: the requester's membership if the caller already resolved it."""
-    subject = _clean_subject(subject)
-    description = _clean_body("description", description)
+    subject = subject_clean(subject)
+    description = body_clean("description", description)
     priority = _clean_choice("priority", priority, Priority)
     category = _clean_choice("category", category, Category)
     checked = attachments_validate(attachments)
@@ -541,13 +541,13 @@ def ticket_update(*, ticket: Ticket, actor: Any, **changes: Any) -> Ticket:
         event_changes[field] = {"from": old, "to": new}
 
     if "subject" in changes:
-        subject = _clean_subject(changes["subject"])
+        subject = subject_clean(changes["subject"])
         if subject != ticket.subject:
             record("subject", ticket.subject, subject)
             ticket.subject = subject
             update_fields.add("subject")
     if "description" in changes:
-        description = _clean_body("description", changes["description"])
+        description = body_clean("description", changes["description"])
         if description != ticket.description:
             audit["description"] = ("", "edited")
             event_changes["description"] = {"from": None, "to": "edited"}
@@ -647,7 +647,7 @@ def comment_create(
     if the caller already resolved it. ``comment.ticket`` is the ticket as this reply left it, and
     ``comment.files`` the reply's attachments.
     """
-    body = _clean_body("body", body)
+    body = body_clean("body", body)
     agent = is_agent(author)
     if internal and not agent:
         raise ValidationError({"internal": "Only support agents can write internal notes."})
@@ -721,18 +721,18 @@ def ticket_unfollow(*, ticket: Ticket, user: Any) -> None:
 
 # Followers (CC): any member of the organization, or an agent, may add colleagues of the ticket's
 # organization as followers, or remove them; every change is in the audit trail.
-_USER_ID = re.compile(r"[0-9]{1,18}")
 _NOT_A_MEMBER = "Choose an active member of this ticket's organization."
 
 
 def _member_of(ticket: Ticket, user_id: Any) -> Any:
     """The active user ``user_id`` if they belong to the ticket's organization; ValidationError else
     (unknown, malformed, another organization's and inactive ids are the same error)."""
-    if isinstance(user_id, bool) or not _USER_ID.fullmatch(str(user_id)):
+    user_id = whole_number(str(user_id)) if not isinstance(user_id, bool) else None
+    if user_id is None:
         raise ValidationError({"user": _NOT_A_MEMBER})
     user = (
         User.objects.filter(
-            pk=int(user_id),
+            pk=user_id,
             is_active=True,
             pk__in=Membership.objects.for_organization(ticket.organization).values("user_id"),
         )
@@ -765,9 +765,10 @@ def ticket_follower_remove(*, ticket: Ticket, actor: Any, user_id: Any, membersh
     ticket = Ticket.objects.select_related("organization").only("pk", "organization").get(pk=ticket.pk)
     _require_can_see(ticket=ticket, actor=actor, membership=membership)
     follower = None
-    if not isinstance(user_id, bool) and _USER_ID.fullmatch(str(user_id)):
+    user_id = whole_number(str(user_id)) if not isinstance(user_id, bool) else None
+    if user_id is not None:
         follower = (
-            TicketFollower.objects.filter(ticket=ticket, user_id=int(user_id))
+            TicketFollower.objects.filter(ticket=ticket, user_id=user_id)
             .select_related("user")
             .only("pk", "user__id", "user__first_name", "user__last_name", "user__username")
             .first()

@@ -300,6 +300,14 @@ def test_attachment_is_served_to_members_only_as_a_download(member_client, membe
     assert client.get(url).status_code == 404
 
 
+def test_an_attachment_whose_file_is_gone_is_404_not_a_500(member_client, member):
+    ticket = make_ticket(member, attachments=[SimpleUploadedFile("gone.txt", b"bye", content_type="text/plain")])
+    attachment = Attachment.objects.get()
+    attachment.file.storage.delete(attachment.file.name)  # e.g. restored database, storage not
+    url = reverse("tickets:attachment", args=[ticket.public_id, attachment.public_id])
+    assert member_client.get(url).status_code == 404
+
+
 def test_files_on_internal_notes_stay_with_agents(member_client, ticket, agent):
     note = services.comment_create(
         ticket=ticket,
