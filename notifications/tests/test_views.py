@@ -127,6 +127,23 @@ def test_preferences_page_saves_and_refuses_switching_alerts_off(member_client, 
     assert Preference.objects.get(user=member.user, kind="alert").channel == "in_app"
 
 
+def test_mark_all_read_returns_to_the_list_as_filtered_now(member_client, member):
+    """The filters change the list by htmx, not the page head holding "Mark all read": the results
+    bring that form's ``next`` with them (an input bound to it by ``form=``)."""
+    page = member_client.get(reverse("notifications:list")).content.decode()
+    assert 'id="read-all-form"' in page
+    filtered = member_client.get(reverse("notifications:list") + "?kind=ticket&state=read", HTTP_HX_REQUEST="true")
+    html = filtered.content.decode()
+    assert (
+        '<input type="hidden" name="next" value="/notifications/?kind=ticket&amp;state=read" form="read-all-form">'
+        in html
+    )
+    response = member_client.post(
+        reverse("notifications:read_many"), {"all": "1", "next": "/notifications/?kind=ticket&state=read"}
+    )
+    assert response["Location"] == "/notifications/?kind=ticket&state=read"
+
+
 def test_poll_answers_304_when_nothing_changed(member_client, member):
     first = member_client.get(reverse("notifications:poll"))
     assert first.status_code == 200 and 'data-live-id="0"' in first.content.decode()
