@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -211,12 +212,18 @@ def follow_toggle(request: HttpRequest, public_id: str) -> HttpResponse:
     else:
         services.ticket_unfollow(ticket=ticket, user=request.user)
     if request.htmx:
-        return render(
-            request,
-            "tickets/detail.html#follow-form",
-            {"ticket": ticket, "following": request.POST.get("follow") == "1"},
-        )
+        return _follow_parts(request, _detail_context(request, _page(request, public_id)), "follow-form")
     return redirect("tickets:detail", ticket.public_id)
+
+
+def _follow_parts(request: HttpRequest, context: dict, swapped: str, status: int = 200) -> HttpResponse:
+    """The follow button and the followers section, both: one of them is the htmx target, the
+    other goes out of band (following yourself adds you to the list; removing yourself there
+    resets the button)."""
+    other = "ticket-followers" if swapped == "follow-form" else "follow-form"
+    html = render_to_string(f"tickets/detail.html#{swapped}", context, request)
+    html += render_to_string(f"tickets/detail.html#{other}", context | {"oob": True}, request)
+    return HttpResponse(html, status=status)
 
 
 def _followers_response(
@@ -228,8 +235,10 @@ def _followers_response(
         return redirect(reverse("tickets:detail", args=[public_id]) + "#ticket-followers")
     context = _detail_context(request, _page(request, public_id), follower_form=form)
     context["follower_error"] = error
-    template = "tickets/detail.html#ticket-followers" if request.htmx else "tickets/detail.html"
-    return render(request, template, context, status=400 if form is not None or error else 200)
+    status = 400 if form is not None or error else 200
+    if request.htmx:
+        return _follow_parts(request, context, "ticket-followers", status)
+    return render(request, "tickets/detail.html", context, status=status)
 
 
 @organization_required

@@ -210,3 +210,21 @@ def test_schema_documents_the_follower_endpoints(client):
     )
     detail = schema["components"]["schemas"]["TicketDetailOutput"]
     assert "followers" in detail["properties"]
+
+
+def test_the_follow_button_and_the_followers_list_never_disagree(member_client, ticket, member, colleague):
+    """Following yourself puts you on the list; removing yourself from the list resets the button."""
+    MembershipFactory(organization=member.organization)  # someone left to offer, so the add form stays
+    me = member.user.get_full_name() or member.user.get_username()
+    followed = member_client.post(
+        reverse("tickets:follow", args=[ticket.public_id]), {"follow": "1"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert followed.lstrip().startswith('<form id="follow-form"') and "Following · stop" in followed
+    section = followed[followed.index('<section id="ticket-followers"') :]
+    assert 'hx-swap-oob="true"' in section.split(">", 1)[0] and f"Remove {me} from the followers" in section
+    removed = member_client.post(
+        reverse("tickets:follower_remove", args=[ticket.public_id]), {"user": member.user_id}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert removed.lstrip().startswith('<section id="ticket-followers"') and f"Remove {me}" not in removed
+    button = removed[removed.index('<form id="follow-form"') :]
+    assert 'hx-swap-oob="true"' in button.split(">", 1)[0] and "Follow this ticket" in button
