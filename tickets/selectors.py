@@ -293,9 +293,6 @@ class TicketPage:
     follower_candidates: list[Any] = field(default_factory=list)
 
 
-_PERSON_FIELDS = ("pk", "first_name", "last_name", "username", "email")
-
-
 def ticket_followers(*, ticket: Ticket) -> tuple[list[Any], list[Any]]:
     """The ticket's followers, and the active members of its organization who could be added: one query.
 
