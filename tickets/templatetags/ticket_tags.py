@@ -167,8 +167,9 @@ def _comment_html(comment, ticket, tz) -> str:
         f'<li id="comment-{comment.public_id}" class="{classes}">\n'
         '  <div class="comment-head">\n'
         f"    <strong>{_e(author.get_full_name() or author.email)}</strong>{badges}\n"
-        f'    <time datetime="{iso(created, tz)}" title="{_e(long_date(created, tz))}">'
-        f"{_e(timesince(created))} ago</time>\n"
+        # Relative and absolute, both on screen: a title shows only to a mouse.
+        f'    <time datetime="{iso(created, tz)}">{_e(timesince(created))} ago'
+        f' <span class="muted">· {_e(long_date(created, tz))}</span></time>\n'
         "  </div>\n"
         f'  <div class="prose">{linebreaks(comment.body, autoescape=True)}</div>\n'
         f"  {attachments}\n"

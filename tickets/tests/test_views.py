@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from portal.testing import assert_cross_org_404
 from tickets import services
@@ -185,7 +186,10 @@ def test_each_reply_shows_its_author_badges_paragraphs_and_files(member_client, 
     attachment = reply.attachments.get()
     download = reverse("tickets:attachment", args=[ticket.public_id, attachment.public_id])
     assert f'<a href="{download}">restore.png</a> <span class="muted small">(72\xa0bytes)</span>' in agent_reply
-    assert " ago</time>" in agent_reply and 'datetime="' in agent_reply
+    # Relative and absolute time, both as text (a title would show only to a mouse).
+    local = timezone.localtime(reply.created_at)
+    assert re.search(r'<time datetime="[^"]+">[^<]* ago <span class="muted">· ([^<]+)</span></time>', agent_reply)
+    assert f"· {local.day} {local:%b %Y, %H:%M}" in agent_reply
     assert f'<li id="comment-{thanks.public_id}" class="comment">' in page  # a customer's: no badge
 
 
