@@ -205,8 +205,13 @@ class SlaStateFilter(admin.SimpleListFilter):
 
 
 def _bulk(request: HttpRequest, queryset: QuerySet, description: str, **changes: Any) -> None:
-    done, refused = 0, []
+    """Apply ``changes`` to each ticket through the service; say what changed, what already was so,
+    and what the workflow refused (one message a ticket)."""
+    done, already, refused = 0, 0, []
     for ticket in queryset:
+        if all(getattr(ticket, field) == value for field, value in changes.items()):
+            already += 1
+            continue
         try:
             services.ticket_update(ticket=ticket, actor=request.user, **changes)
             done += 1
@@ -214,6 +219,8 @@ def _bulk(request: HttpRequest, queryset: QuerySet, description: str, **changes:
             refused.append(f"{ticket.reference}: {' '.join(exc.messages)}")
     if done:
         messages.success(request, f"{description}: {done} ticket(s).")
+    if already:
+        messages.info(request, f"{already} ticket(s) already were: nothing to do.")
     for line in refused:
         messages.error(request, line)
 

@@ -114,6 +114,21 @@ def test_bulk_actions_obey_the_workflow(agent_client, member, agent):
     assert (open_ticket.status, closed_ticket.status) == (Status.RESOLVED, Status.CLOSED)
 
 
+def test_bulk_close_says_which_tickets_already_were_closed(agent_client, member, agent):
+    open_ticket = make_ticket(member, subject="A")
+    closed_ticket = make_ticket(member, subject="B")
+    services.ticket_change_status(ticket=closed_ticket, actor=agent, status=Status.CLOSED)
+    changes_before = closed_ticket.changes.count()
+    response = agent_client.post(
+        reverse("admin:tickets_ticket_changelist"),
+        {"action": "close", "_selected_action": [open_ticket.pk, closed_ticket.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Closed: 1 ticket(s)." in page and "1 ticket(s) already were: nothing to do." in page
+    assert closed_ticket.changes.count() == changes_before
+
+
 def test_bulk_assign_to_me(agent_client, ticket, agent):
     agent_client.post(
         reverse("admin:tickets_ticket_changelist"), {"action": "assign_to_me", "_selected_action": [ticket.pk]}
