@@ -19,11 +19,13 @@ from portal.permissions import IsServiceToken
 from portal.throttling import ServiceRateThrottle
 
 
-def paginated_response(request: Request, view: APIView, queryset: QuerySet, serializer_class: type) -> Response:
+def paginated_response(
+    request: Request, view: APIView, queryset: QuerySet, serializer_class: type, context: dict | None = None
+) -> Response:
     """The one way lists are answered: a page of ``queryset`` through ``serializer_class``."""
     paginator: BasePagination = api_settings.DEFAULT_PAGINATION_CLASS()
     page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+    return paginator.get_paginated_response(serializer_class(page, many=True, context=context or {}).data)
 
 
 def reject_unknown_fields(data: Any, allowed: set[str]) -> None:

@@ -324,7 +324,7 @@ class TicketAdmin(admin.ModelAdmin):
         """Any attachment, internal notes' included: the customers' download page needs a membership."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        from tickets.views import attachment_response
+        from tickets.downloads import attachment_response
 
         return attachment_response(get_object_or_404(Attachment, public_id=public_id))
 

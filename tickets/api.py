@@ -5,14 +5,20 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.api import paginated_response
+from portal.parsers import LimitedJSONParser
 from tickets import selectors, services
+from tickets.downloads import attachment_response
+from tickets.forms import ATTACHMENT_HELP
 from tickets.models import BODY_MAX, SUBJECT_MAX, Category, Priority, Queue, Status
 
 
@@ -65,6 +71,17 @@ class AttachmentOutput(serializers.Serializer):
     filename = serializers.CharField()
     content_type = serializers.CharField()
     size = serializers.IntegerField()
+    url = serializers.SerializerMethodField(help_text="Download it with the same token")
+
+    def get_url(self, attachment: Any) -> str:
+        """The ticket's public id comes in the context (``_context``): one ticket per response."""
+        path = reverse("tickets-api:attachment", args=[self.context["ticket_public_id"], attachment.public_id])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+def _context(request: Request, ticket: Any) -> dict[str, Any]:
+    return {"request": request, "ticket_public_id": ticket.public_id}
 
 
 class CommentOutput(serializers.Serializer):
@@ -98,12 +115,31 @@ def _reject_fields(data: Any, allowed: set[str], *, agent: bool) -> None:
         )
 
 
+# Opening a ticket and replying take JSON, or multipart/form-data when files come along.
+UPLOAD_PARSERS = [LimitedJSONParser, MultiPartParser]
+
+
+def _attachments_field() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True),  # the service names the empty file
+        required=False,
+        help_text=f"multipart/form-data only. {ATTACHMENT_HELP}",
+    )
+
+
+def _with_files(serializer: type[serializers.Serializer]) -> dict[str, Any]:
+    return {"application/json": serializer, "multipart/form-data": serializer}
+
+
 class TicketListCreateApi(APIView):
+    parser_classes = UPLOAD_PARSERS
+
     class TicketCreateInput(serializers.Serializer):
         subject = serializers.CharField(max_length=SUBJECT_MAX)
         description = serializers.CharField(max_length=BODY_MAX)
         priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.MEDIUM)
         category = serializers.ChoiceField(choices=Category.choices, default=Category.GENERAL)
+        attachments = _attachments_field()
 
     @extend_schema(
         parameters=[
@@ -137,7 +173,7 @@ class TicketListCreateApi(APIView):
         queryset = selectors.ticket_list(organization=request.organization, filters=filters)
         return paginated_response(request, self, queryset, TicketOutput)
 
-    @extend_schema(request=TicketCreateInput, responses={201: TicketDetailOutput}, summary="Open a ticket")
+    @extend_schema(request=_with_files(TicketCreateInput), responses={201: TicketDetailOutput}, summary="Open a ticket")
     def post(self, request: Request) -> Response:
         _reject_fields(request.data, set(self.TicketCreateInput().fields), agent=False)
         serializer = self.TicketCreateInput(data=request.data)
@@ -158,7 +194,7 @@ def _detail(request: Request, public_id: Any) -> dict[str, Any]:
     )
     page.ticket.thread, page.ticket.ticket_files = page.comments, page.attachments
     page.ticket.follower_people = page.followers
-    return TicketDetailOutput(page.ticket).data
+    return TicketDetailOutput(page.ticket, context=_context(request, page.ticket)).data
 
 
 class TicketDetailApi(APIView):
@@ -193,25 +229,43 @@ class TicketDetailApi(APIView):
 
 
 class TicketCommentsApi(APIView):
+    parser_classes = UPLOAD_PARSERS
+
     class CommentCreateInput(serializers.Serializer):
         body = serializers.CharField(max_length=BODY_MAX)
         internal = serializers.BooleanField(default=False, help_text="Agents only: a note customers never see")
+        attachments = _attachments_field()
 
     @extend_schema(responses=CommentOutput(many=True), summary="A ticket's conversation, oldest first")
     def get(self, request: Request, public_id: Any) -> Response:
         ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
         queryset = selectors.comment_list(ticket=ticket, include_internal=services.is_agent(request.user))
-        return paginated_response(request, self, queryset, CommentOutput)
+        return paginated_response(request, self, queryset, CommentOutput, context=_context(request, ticket))
 
-    @extend_schema(request=CommentCreateInput, responses={201: CommentOutput}, summary="Reply on a ticket")
+    @extend_schema(request=_with_files(CommentCreateInput), responses={201: CommentOutput}, summary="Reply on a ticket")
     def post(self, request: Request, public_id: Any) -> Response:
         ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
-        _reject_fields(request.data, {"body", "internal"}, agent=services.is_agent(request.user))
+        _reject_fields(request.data, set(self.CommentCreateInput().fields), agent=services.is_agent(request.user))
         serializer = self.CommentCreateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         comment = services.comment_create(ticket=ticket, author=request.user, **serializer.validated_data)
-        comment.files = list(comment.attachments.all())
-        return Response(CommentOutput(comment).data, status=status.HTTP_201_CREATED)
+        return Response(CommentOutput(comment, context=_context(request, ticket)).data, status=status.HTTP_201_CREATED)
+
+
+class TicketAttachmentApi(APIView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The file")},
+        summary="Download a ticket's or a reply's attachment",
+    )
+    def get(self, request: Request, public_id: Any, attachment_id: Any) -> Any:
+        ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
+        attachment = selectors.attachment_get(
+            organization=request.organization,
+            ticket=ticket,
+            public_id=attachment_id,
+            include_internal=services.is_agent(request.user),
+        )
+        return attachment_response(attachment)
 
 
 def _followers(ticket: Any) -> list[dict[str, Any]]:

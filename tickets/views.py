@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -19,8 +19,8 @@ from django_htmx.http import HttpResponseClientRedirect
 from portal.forms import form_add_service_errors
 from portal.tenancy import organization_required
 from tickets import selectors, services
+from tickets.downloads import attachment_response
 from tickets.forms import CommentForm, FollowerAddForm, StatusForm, TicketCreateForm, TicketFilterForm
-from tickets.models import Attachment
 
 PAGE_SIZE = 25
 # More pages than any organization has: anything above is "past the end", like any page after the last.
@@ -283,15 +283,3 @@ def attachment_download(request: HttpRequest, public_id: str, attachment_id: str
         include_internal=services.is_agent(request.user),
     )
     return attachment_response(attachment)
-
-
-def attachment_response(attachment: Attachment) -> FileResponse:
-    """The attachment as a download, never cached; 404 when its file is gone from storage."""
-    try:
-        handle = attachment.file.open("rb")
-    except FileNotFoundError as exc:
-        raise Http404("The file of this attachment is gone.") from exc
-    response = FileResponse(handle, as_attachment=True, filename=attachment.filename)
-    response["Content-Type"] = attachment.content_type
-    response["Cache-Control"] = "private, no-store"
-    return response

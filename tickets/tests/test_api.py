@@ -197,3 +197,95 @@ def test_an_internal_note_does_not_change_the_tickets_updated_time(api_client, t
     before = api_client.get(_detail(ticket)).json()["updated"]
     services.comment_create(ticket=ticket, author=agent, body="internal only", internal=True)
     assert api_client.get(_detail(ticket)).json()["updated"] == before
+
+
+# --- Attachments: multipart/form-data on create and reply -------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def _file(name, content, content_type="application/octet-stream"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, content, content_type=content_type)
+
+
+def test_a_ticket_opened_with_files_lists_them_and_serves_them(api_client):
+    response = api_client.post(
+        LIST,
+        {
+            "subject": "Backup failed",
+            "description": "See the log and the screenshot.",
+            "attachments": [_file("backup.log", b"ERROR disk full\n"), _file("screen.png", PNG)],
+        },
+        format="multipart",
+    )
+    assert response.status_code == 201, response.json()
+    files = {a["filename"]: a for a in response.json()["attachments"]}
+    assert set(files) == {"backup.log", "screen.png"} and files["backup.log"]["size"] == 16
+    ticket = Ticket.objects.get()
+    assert ticket.attachments.count() == 2
+    assert files["backup.log"]["url"].startswith("http://testserver/api/v1/tickets/")
+    download = api_client.get(files["backup.log"]["url"])  # the token is enough
+    assert download.status_code == 200 and b"".join(download.streaming_content) == b"ERROR disk full\n"
+    assert download["Content-Disposition"].startswith("attachment")
+
+
+def test_an_internal_notes_file_or_another_organizations_is_404_through_the_api(
+    api_client, ticket, agent, other_member
+):
+    note = services.comment_create(
+        ticket=ticket, author=agent, body="vendor logs", internal=True, attachments=[_file("v.log", b"secret")]
+    )
+    hidden = note.attachments.get()
+    theirs = make_ticket(other_member, attachments=[_file("t.txt", b"theirs")])
+    for ticket_id, attachment in ((ticket.public_id, hidden), (theirs.public_id, theirs.attachments.get())):
+        url = reverse("tickets-api:attachment", args=[ticket_id, attachment.public_id])
+        assert api_client.get(url).status_code == 404
+
+
+def test_a_reply_with_a_file_lists_it(api_client, ticket):
+    response = api_client.post(
+        _comments(ticket),
+        {"body": "Here is the trace", "attachments": [_file("trace.txt", b"boom")]},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.json()
+    assert [a["filename"] for a in response.json()["attachments"]] == ["trace.txt"]
+    assert Comment.objects.get().attachments.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ([("tool.exe", b"MZ\x90\x00")], "this type of file is not allowed"),
+        ([("fake.png", b"not a png")], "does not look like a .png file"),
+        ([(f"f{i}.txt", b"x") for i in range(6)], "Attach at most 5 files"),
+        ([("empty.txt", b"")], "empty.txt is empty"),
+    ],
+)
+def test_a_bad_file_is_a_400_on_attachments_and_nothing_is_written(api_client, ticket, files, message):
+    before = (Ticket.objects.count(), Comment.objects.count())
+    for url, data in (
+        (LIST, {"subject": "S", "description": "D"}),
+        (_comments(ticket), {"body": "B"}),
+    ):
+        response = api_client.post(url, {**data, "attachments": [_file(n, c) for n, c in files]}, format="multipart")
+        assert response.status_code == 400 and message in " ".join(response.json()["attachments"]), response.json()
+    assert (Ticket.objects.count(), Comment.objects.count()) == before
+    assert not ticket.attachments.exists()
+
+
+def test_attachments_in_json_are_a_400(api_client, ticket):
+    response = api_client.post(_comments(ticket), {"body": "B", "attachments": ["aGVsbG8="]}, format="json")
+    assert response.status_code == 400 and "attachments" in response.json()
+    assert not Comment.objects.exists()
+
+
+def test_schema_documents_multipart_uploads(client):
+    import json
+
+    schema = json.loads(client.get(reverse("api-schema"), HTTP_ACCEPT="application/json").content)
+    for path in ("/api/v1/tickets/", "/api/v1/tickets/{public_id}/comments/"):
+        content = schema["paths"][path]["post"]["requestBody"]["content"]
+        assert {"application/json", "multipart/form-data"} <= set(content)
