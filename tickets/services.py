@@ -406,12 +406,17 @@ def _atomic_with_files(func: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         stored: list[str] = []
+        committed: list[bool] = []
         token = _stored_files.set(stored)
         try:
             with transaction.atomic():
+                # The first commit hook: an error raised by a later one (e.g. a cache drop while Redis
+                # is down) comes after the rows are committed, and their files must stay.
+                transaction.on_commit(lambda: committed.append(True))
                 return func(*args, **kwargs)
         except BaseException:
-            _files_delete(stored)
+            if not committed:
+                _files_delete(stored)
             raise
         finally:
             _stored_files.reset(token)

@@ -255,6 +255,22 @@ def test_a_failure_while_storing_files_removes_those_already_stored(ticket, memb
     assert not Attachment.objects.exists() and not Comment.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_hook_failing_after_the_commit_keeps_the_files(ticket, member, settings):
+    """The reply and its attachment rows are committed: a hook that fails afterwards (say the broker
+    is down) must not take their files from storage."""
+    from portal import events
+
+    with (
+        mock.patch.object(events, "enqueue_dispatch", side_effect=RuntimeError("broker down")),
+        pytest.raises(RuntimeError),
+    ):
+        services.comment_create(ticket=ticket, author=member.user, body="see log", attachments=[_upload()])
+    comment = Comment.objects.get()
+    assert [settings.MEDIA_ROOT / a.file.name for a in comment.attachments.all()] == _stored_files(settings)
+    assert len(_stored_files(settings)) == 1
+
+
 def test_replies_with_files_still_store_them(ticket, member, settings):
     comment = services.comment_create(ticket=ticket, author=member.user, body="see log", attachments=[_upload()])
     assert [f.filename for f in comment.files] == ["trace.log"] and len(_stored_files(settings)) == 1
