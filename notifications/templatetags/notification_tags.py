@@ -46,6 +46,8 @@ def notification_item(context, n, compact=False, oob=False) -> SafeString:
     unread_class = " notification-unread" if unread else ""
     swap = ' hx-swap-oob="true"' if oob else ""
     unread_label = '<span class="visually-hidden">Unread: </span>' if unread else ""
+    # Following the link marks it read (static/js/portal.js): a POST, never the GET itself.
+    mark_read = f' data-mark-read="{escape(uuid_url("notifications:read", n.public_id))}"' if unread else ""
     # The dropdown is on every page, the notifications page too: its items get ids of their own, or the
     # page's "Mark read" (hx-target by id) and live row updates would land on the dropdown's copy.
     item_id = f"notification-dropdown-item-{n.public_id}" if compact else f"notification-{n.public_id}"
@@ -53,7 +55,7 @@ def notification_item(context, n, compact=False, oob=False) -> SafeString:
         f'<li id="{item_id}" class="notification notification-{escape(n.kind)}{unread_class}"{swap}>\n'
         f'  <span class="notification-icon" aria-hidden="true">{ICONS.get(n.kind, "ℹ")}</span>\n'
         '  <div class="notification-text">\n'
-        f'    <a href="{link}">{unread_label}{title}</a>\n'
+        f'    <a href="{link}"{mark_read}>{unread_label}{title}</a>\n'
     ]
     if n.body and not compact:
         # ``|truncatechars:240``; a body of at most 240 code points is never cut (the common case).

@@ -226,6 +226,32 @@ def test_mark_read_on_the_notifications_page_marks_that_row_after_the_bell_was_o
     expect(row).not_to_have_class(re.compile("notification-unread"))
 
 
+def test_opening_an_unread_notification_from_the_bell_marks_it_read(page, live_server, member):
+    from conftest import browser_login
+    from notifications import services
+    from notifications.models import Notification
+    from portal.tests.factories import PASSWORD
+
+    services.notify(
+        organization=member.organization,
+        recipient_ids=[member.user_id],
+        kind="billing",
+        title="Invoice ready",
+        link="/notifications/?kind=billing",
+    )
+    browser_login(page, live_server, member.user.username, PASSWORD)
+    page.goto(f"{live_server.url}/tickets/")
+    expect(page.locator("#notification-badge")).to_contain_text("1")
+    page.locator("#notification-menu summary").click()
+    link = page.locator("#notification-dropdown-list a", has_text="Invoice ready")
+    link.focus()
+    page.keyboard.press("Enter")  # from the keyboard, as anyone may open it
+    page.wait_for_url("**/notifications/?kind=billing")
+    _wait_until(page, lambda: Notification.objects.get().read_at is not None)
+    page.reload()
+    expect(page.locator("#notification-badge")).not_to_contain_text("1")
+
+
 def test_a_new_notification_appears_on_the_notifications_page_with_its_select_box(
     browser, live_stack, real_celery, member
 ):

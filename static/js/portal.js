@@ -35,6 +35,18 @@
   // Keyboard focus survives a swap. A button disabled while its request runs (hx-disabled-elt)
   // loses the focus, and the swap then replaces it, so htmx has nothing to give the focus back
   // to: give it to the element with the same id in the new content.
+  // Opening an unread notification marks it read, as in GitHub's inbox: the link still just
+  // navigates, and a POST (the page's CSRF token; keepalive, so it outlives the page) records it.
+  // Without JavaScript the notification stays unread until "Mark read".
+  document.addEventListener("click", function (e) {
+    var link = e.target.closest ? e.target.closest("a[data-mark-read]") : null;
+    if (!link || !window.fetch) return;
+    var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+    headers["HX-Request"] = "true";  // answered with the item, not a redirect to a page
+    fetch(link.getAttribute("data-mark-read"), { method: "POST", headers: headers, credentials: "same-origin", keepalive: true });
+    link.removeAttribute("data-mark-read");
+  });
+
   var focusedId = null;
   document.addEventListener("htmx:beforeRequest", function () {
     var active = document.activeElement;
