@@ -74,11 +74,8 @@ async def _frames(communicator):
     return frames
 
 
-def test_a_browser_resuming_after_a_long_gap_gets_the_newest_pushes_then_the_current_inbox(member):
-    first, last = _long_gap(member)
-    client = Client()
-    client.force_login(member.user)
-    headers = [ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+def _resumed(first, headers):
+    """Every frame a socket resuming after ``first`` gets before it goes quiet."""
 
     async def scenario():
         communicator = WebsocketCommunicator(application, f"/ws/?last_id={first.pk}", headers=headers)
@@ -87,7 +84,16 @@ def test_a_browser_resuming_after_a_long_gap_gets_the_newest_pushes_then_the_cur
         await communicator.disconnect(timeout=5)
         return frames
 
-    frames = async_to_sync(scenario)()
+    return async_to_sync(scenario)()
+
+
+def test_a_browser_resuming_after_a_long_gap_gets_the_newest_pushes_then_the_current_inbox(member):
+    first, last = _long_gap(member)
+    client = Client()
+    client.force_login(member.user)
+    headers = [ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+
+    frames = _resumed(first, headers)
     assert len(frames) == services.RESUME_LIMIT + 1
     assert f'data-live-id="{last.pk}"' in frames[-2] and STALE_BADGE in frames[-2]
     assert not any('"resync"' in f for f in frames)
@@ -100,16 +106,7 @@ def test_an_api_client_resuming_after_a_long_gap_gets_the_oldest_pushes_then_res
     first, _ = _long_gap(member)
     _, key = portal_services.api_token_create(membership=member, name="ws")
 
-    async def scenario():
-        communicator = WebsocketCommunicator(
-            application, f"/ws/?last_id={first.pk}", headers=[(b"authorization", f"Token {key}".encode())]
-        )
-        assert (await communicator.connect(timeout=5))[0]
-        frames = await _frames(communicator)
-        await communicator.disconnect(timeout=5)
-        return frames
-
-    frames = async_to_sync(scenario)()
+    frames = _resumed(first, [(b"authorization", f"Token {key}".encode())])
     assert len(frames) == services.RESUME_LIMIT + 1
     assert f'"id": {first.pk + 1}' in frames[0]
     assert frames[-1] == '{"type": "resync", "data": {"reason": "too many missed messages"}}'

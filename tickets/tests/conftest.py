@@ -9,6 +9,15 @@ def agent(db):
 
 
 @pytest.fixture
+def agent_client(client, agent):
+    """Django's test client signed in as an agent with every admin permission."""
+    agent.is_superuser = True
+    agent.save(update_fields=["is_superuser"])
+    client.force_login(agent)
+    return client
+
+
+@pytest.fixture
 def ticket(member):
     return make_ticket(member)
 

@@ -17,14 +17,6 @@ def _download_url(attachment):
     return reverse("admin:tickets_ticket_attachment", args=[attachment.public_id])
 
 
-@pytest.fixture
-def agent_client(client, agent):
-    agent.is_superuser = True
-    agent.save(update_fields=["is_superuser"])
-    client.force_login(agent)
-    return client
-
-
 def _upload(name="boot.log", content=b"kernel: disk full\n"):
     return SimpleUploadedFile(name, content, content_type="text/plain")
 

@@ -9,14 +9,6 @@ from tickets.tests.factories import make_ticket
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def agent_client(client, agent):
-    agent.is_superuser = True
-    agent.save(update_fields=["is_superuser"])
-    client.force_login(agent)
-    return client
-
-
 def _calendar_form(**overrides):
     data = {
         "name": "Paris office",

@@ -11,14 +11,6 @@ from tickets.tests.test_admin import _change_url, _form
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def agent_client(client, agent):
-    agent.is_superuser = True
-    agent.save(update_fields=["is_superuser"])
-    client.force_login(agent)
-    return client
-
-
 def _nothing_written(ticket, *, comments=0, changes=None):
     """The ticket row, its thread, its audit trail and the outbox are as they were."""
     stored = Ticket.objects.get(pk=ticket.pk)
