@@ -26,6 +26,7 @@ from forecasting.engine import ALLOWED_HORIZONS, ALLOWED_LEVELS
 from forecasting.models import SERVICE_MAX, CostAnomaly, CostImport
 from forecasting.views import EXPORT_TYPES, export_response
 from portal.api import paginated_response, reject_unknown_fields
+from portal.pagination import PagePagination
 from portal.permissions import IsOrganizationAdmin, IsOrganizationMember
 
 # --- Shared helpers ---------------------------------------------------------------------------
@@ -351,6 +352,8 @@ class CostForecastApi(APIView):
 
 
 class CostBreakdownApi(APIView):
+    pagination_class = PagePagination
+
     @extend_schema(
         parameters=[OpenApiParameter("horizon", int, enum=list(ALLOWED_HORIZONS))],
         responses=CostBreakdownOutput(many=True),
@@ -443,6 +446,7 @@ def _statuses(request: Request) -> dict[int, Any]:
 
 
 class BudgetListCreateApi(APIView):
+    pagination_class = PagePagination
     permission_classes = [_AdminWritesMessage]
 
     class BudgetCreateInput(serializers.Serializer):
@@ -522,6 +526,8 @@ class BudgetDetailApi(APIView):
 
 
 class CostAnomalyListApi(APIView):
+    pagination_class = PagePagination
+
     @extend_schema(
         parameters=[
             OpenApiParameter("service", str),
@@ -543,6 +549,8 @@ class CostAnomalyListApi(APIView):
 
 
 class CostRecommendationListApi(APIView):
+    pagination_class = PagePagination
+
     @extend_schema(
         responses=CostRecommendationOutput(many=True), summary="Cost optimisation recommendations, biggest saving first"
     )
@@ -552,6 +560,8 @@ class CostRecommendationListApi(APIView):
 
 
 class CostUtilizationListApi(APIView):
+    pagination_class = PagePagination
+
     @extend_schema(
         parameters=[OpenApiParameter("service", str), OpenApiParameter("resource_id", str)],
         responses=CostUtilizationOutput(many=True),
@@ -567,6 +577,8 @@ class CostUtilizationListApi(APIView):
 
 
 class CostRecordListApi(APIView):
+    pagination_class = PagePagination
+
     @extend_schema(
         parameters=[
             OpenApiParameter("service", str),
@@ -590,6 +602,7 @@ class CostRecordListApi(APIView):
 
 
 class CostImportListCreateApi(APIView):
+    pagination_class = PagePagination
     parser_classes = [MultiPartParser]
 
     class CostImportUploadInput(serializers.Serializer):

@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 
 from notifications import selectors, services
 from notifications.models import Kind, Preference
-from portal.api import paginated_response
+from portal.api import paginated_response, reject_unknown_fields
+from portal.pagination import PagePagination
 
 
 class NotificationOutput(serializers.Serializer):
@@ -31,6 +32,8 @@ class NotificationOutput(serializers.Serializer):
 
 
 class NotificationListApi(APIView):
+    pagination_class = PagePagination
+
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, enum=Kind.values),
@@ -126,6 +129,7 @@ class PreferencesApi(APIView):
         request=PreferencesInput, responses=PreferenceItem(many=True), summary="Change notification preferences"
     )
     def put(self, request: Request) -> Response:
+        reject_unknown_fields(request.data, {"preferences"})
         serializer = self.PreferencesInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         choices = {

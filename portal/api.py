@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 
 from portal import events, selectors, services
 from portal.authentication import ServiceTokenAuthentication
+from portal.pagination import PagePagination
 from portal.permissions import IsServiceToken
 from portal.throttling import ServiceRateThrottle
 
@@ -22,8 +24,16 @@ from portal.throttling import ServiceRateThrottle
 def paginated_response(
     request: Request, view: APIView, queryset: QuerySet, serializer_class: type, context: dict | None = None
 ) -> Response:
-    """The one way lists are answered: a page of ``queryset`` through ``serializer_class``."""
-    paginator: BasePagination = api_settings.DEFAULT_PAGINATION_CLASS()
+    """The one way lists are answered: a page of ``queryset`` through ``serializer_class``.
+
+    The page comes from the view's ``pagination_class``, the same attribute drf-spectacular reads
+    to document the ``{count, next, previous, results}`` envelope and the ``page``/``page_size``
+    parameters: a list view that forgot it would be documented as a bare array, so it is an error.
+    """
+    pagination_class = getattr(view, "pagination_class", None)
+    if pagination_class is None:
+        raise ImproperlyConfigured(f"{type(view).__name__} answers a page: set pagination_class = PagePagination.")
+    paginator: BasePagination = pagination_class()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True, context=context or {}).data)
 
@@ -38,6 +48,15 @@ def reject_unknown_fields(data: Any, allowed: set[str]) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only JSON strings: DRF's own turns 12 or true into "12" and "True"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 # --- Me ---------------------------------------------------------------------------------------
@@ -76,6 +95,8 @@ class MeApi(APIView):
 
 
 class MemberListApi(APIView):
+    pagination_class = PagePagination
+
     class MemberOutput(serializers.Serializer):
         id = serializers.IntegerField()
         email = serializers.EmailField(source="user.email")
@@ -101,8 +122,10 @@ class ApiTokenOutput(serializers.Serializer):
 
 
 class ApiTokenListCreateApi(APIView):
+    pagination_class = PagePagination
+
     class ApiTokenCreateInput(serializers.Serializer):
-        name = serializers.CharField(max_length=100)
+        name = StrictCharField(max_length=100)
 
     class ApiTokenCreatedOutput(ApiTokenOutput):
         key = serializers.CharField(help_text="Shown once: store it now, it cannot be retrieved again.")
@@ -119,11 +142,17 @@ class ApiTokenListCreateApi(APIView):
         summary="Create an API token (key shown once)",
     )
     def post(self, request: Request) -> Response:
+        reject_unknown_fields(request.data, {"name"})
         serializer = self.ApiTokenCreateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         token, key = services.api_token_create(membership=request.membership, **serializer.validated_data)
         token.key = key
-        return Response(self.ApiTokenCreatedOutput(token).data, status=status.HTTP_201_CREATED)
+        # The key is shown once: no cache (browser, proxy) may keep a copy of it.
+        return Response(
+            self.ApiTokenCreatedOutput(token).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Cache-Control": "no-store"},
+        )
 
 
 class ApiTokenRevokeApi(APIView):
@@ -151,6 +180,7 @@ class EventsApi(APIView):
     """
 
     authentication_classes = [ServiceTokenAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    pagination_class = PagePagination
 
     class EventIngestInput(serializers.Serializer):
         type = serializers.CharField(

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -52,6 +52,40 @@ class RequestIdMiddleware:
             return response
         finally:
             request_id_var.reset(token)
+
+
+NUL_MESSAGE = "The URL contains a NUL character (%00), which is never valid."
+
+
+def is_api_path(path: str) -> bool:
+    """Paths whose clients read JSON: their errors are ``{"detail": ...}``, never an HTML page."""
+    return path.startswith("/api/")
+
+
+class RejectNulMiddleware:
+    """400 for a NUL byte anywhere in the path or the query string, before any view runs.
+
+    PostgreSQL text can't hold NUL: a filter or an id carrying ``%00`` made the database raise
+    (a 500) wherever it reached a query. No URL of ours has a use for it, so it is refused once,
+    here, for pages and API alike.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path or _query_has_nul(request):
+            if is_api_path(request.path):
+                return JsonResponse({"detail": NUL_MESSAGE}, status=400)
+            return HttpResponseBadRequest(NUL_MESSAGE, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+
+def _query_has_nul(request: HttpRequest) -> bool:
+    raw = request.META.get("QUERY_STRING", "")
+    if "%00" not in raw and "\x00" not in raw:
+        return False  # the common case, without parsing the query string
+    return any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists())
 
 
 class OrganizationMiddleware:

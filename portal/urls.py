@@ -60,3 +60,8 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
 ]
+
+# JSON for paths under /api/, the usual pages elsewhere (portal/exceptions.py).
+handler400 = "portal.exceptions.bad_request"
+handler404 = "portal.exceptions.not_found"
+handler500 = "portal.exceptions.server_error"

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.api import paginated_response
+from portal.pagination import PagePagination
 from portal.parsers import LimitedJSONParser
 from tickets import selectors, services
 from tickets.downloads import attachment_response
@@ -132,6 +133,7 @@ def _with_files(serializer: type[serializers.Serializer]) -> dict[str, Any]:
 
 
 class TicketListCreateApi(APIView):
+    pagination_class = PagePagination
     parser_classes = UPLOAD_PARSERS
 
     class TicketCreateInput(serializers.Serializer):
@@ -229,6 +231,7 @@ class TicketDetailApi(APIView):
 
 
 class TicketCommentsApi(APIView):
+    pagination_class = PagePagination
     parser_classes = UPLOAD_PARSERS
 
     class CommentCreateInput(serializers.Serializer):

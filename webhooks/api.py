@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.api import paginated_response, reject_unknown_fields
+from portal.pagination import PagePagination
 from webhooks import selectors, services
 from webhooks.models import DESCRIPTION_MAX, DeliveryState, Endpoint
 from webhooks.ssrf import MAX_URL_LENGTH
@@ -79,7 +80,9 @@ class WebhookEndpointOutput(serializers.Serializer):
         return WebhookEndpointHealthOutput(
             {
                 **counts,
-                "success_rate": selectors.success_rate(attempts=counts["attempts_24h"], successes=counts["successes_24h"]),
+                "success_rate": selectors.success_rate(
+                    attempts=counts["attempts_24h"], successes=counts["successes_24h"]
+                ),
                 "last_attempt_at": endpoint.last_attempt_at,
                 "last_success_at": endpoint.last_success_at,
                 "failing_since": endpoint.failing_since,
@@ -149,6 +152,8 @@ class WebhookRecoverOutput(serializers.Serializer):
 
 
 class WebhookEndpointListCreateApi(APIView):
+    pagination_class = PagePagination
+
     class WebhookEndpointCreateInput(serializers.Serializer):
         url = serializers.CharField(max_length=MAX_URL_LENGTH)
         description = serializers.CharField(max_length=DESCRIPTION_MAX, allow_blank=True, default="")
@@ -180,16 +185,16 @@ class WebhookEndpointDetailApi(APIView):
     class WebhookEndpointUpdateInput(serializers.Serializer):
         url = serializers.CharField(max_length=MAX_URL_LENGTH, required=False)
         description = serializers.CharField(max_length=DESCRIPTION_MAX, allow_blank=True, required=False)
-        event_types = serializers.ListField(
-            child=serializers.CharField(max_length=64), max_length=100, required=False
-        )
+        event_types = serializers.ListField(child=serializers.CharField(max_length=64), max_length=100, required=False)
         all_events = serializers.BooleanField(required=False)
 
     @extend_schema(responses=WebhookEndpointOutput, summary="One webhook endpoint")
     def get(self, request: Request, public_id: Any) -> Response:
         return Response(WebhookEndpointOutput(_endpoint(request, public_id)).data)
 
-    @extend_schema(request=WebhookEndpointUpdateInput, responses=WebhookEndpointOutput, summary="Change an endpoint (admins)")
+    @extend_schema(
+        request=WebhookEndpointUpdateInput, responses=WebhookEndpointOutput, summary="Change an endpoint (admins)"
+    )
     def patch(self, request: Request, public_id: Any) -> Response:
         _require_admin(request)
         endpoint = _endpoint(request, public_id)
@@ -326,6 +331,8 @@ def _errors_to_400(problems: dict[str, str]) -> None:
 
 
 class WebhookEndpointDeliveryListApi(APIView):
+    pagination_class = PagePagination
+
     @extend_schema(
         parameters=[
             OpenApiParameter("status", str, enum=DeliveryState.values),
@@ -344,11 +351,17 @@ class WebhookEndpointDeliveryListApi(APIView):
             until=_datetime_param(request, "until"),
         )
         _errors_to_400(filters.errors())
-        return paginated_response(request, self, selectors.delivery_list(endpoint=endpoint, filters=filters), WebhookDeliveryOutput)
+        return paginated_response(
+            request, self, selectors.delivery_list(endpoint=endpoint, filters=filters), WebhookDeliveryOutput
+        )
 
 
 class WebhookDeliveryAttemptListApi(APIView):
-    @extend_schema(responses=WebhookAttemptOutput(many=True), summary="Attempts of one message to one endpoint, oldest first")
+    pagination_class = PagePagination
+
+    @extend_schema(
+        responses=WebhookAttemptOutput(many=True), summary="Attempts of one message to one endpoint, oldest first"
+    )
     def get(self, request: Request, public_id: Any, msg_id: str) -> Response:
         delivery = selectors.delivery_get(endpoint=_endpoint(request, public_id), msg_id=msg_id)
         return paginated_response(request, self, selectors.attempt_list(delivery=delivery), WebhookAttemptOutput)
@@ -369,6 +382,8 @@ class WebhookDeliveryReplayApi(APIView):
 
 
 class WebhookMessageListApi(APIView):
+    pagination_class = PagePagination
+
     @extend_schema(
         parameters=[OpenApiParameter("event_type", str), *_TIME_PARAMS],
         responses=WebhookMessageOutput(many=True),
@@ -382,7 +397,10 @@ class WebhookMessageListApi(APIView):
         )
         _errors_to_400(filters.errors())
         return paginated_response(
-            request, self, selectors.message_list(organization=request.organization, filters=filters), WebhookMessageOutput
+            request,
+            self,
+            selectors.message_list(organization=request.organization, filters=filters),
+            WebhookMessageOutput,
         )
 
 

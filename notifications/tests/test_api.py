@@ -84,3 +84,13 @@ def test_someone_elses_notification_is_404(api_client, organization, route, meth
     assert_cross_org_404(
         api_client, method, reverse(f"notifications-api:{route}", args=[theirs.public_id]), unchanged=[theirs]
     )
+
+
+def test_an_unknown_field_in_preferences_is_a_400_and_changes_nothing(api_client, member):
+    response = api_client.put(
+        reverse("notifications-api:preferences"),
+        {"preferences": [{"kind": "billing", "channel": "email"}], "prefs": 1},
+        format="json",
+    )
+    assert response.status_code == 400 and response.json() == {"prefs": ["Unknown field."]}
+    assert not member.user.notification_preferences.exists()
