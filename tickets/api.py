@@ -18,7 +18,7 @@ from portal.api import paginated_response
 from portal.pagination import PagePagination
 from portal.parsers import LimitedJSONParser
 from tickets import selectors, services
-from tickets.downloads import attachment_response
+from tickets.downloads import attachment_response, request_attachment
 from tickets.forms import ATTACHMENT_HELP
 from tickets.models import BODY_MAX, SUBJECT_MAX, Category, Priority, Queue, Status
 
@@ -261,14 +261,7 @@ class TicketAttachmentApi(APIView):
         summary="Download a ticket's or a reply's attachment",
     )
     def get(self, request: Request, public_id: Any, attachment_id: Any) -> Any:
-        ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
-        attachment = selectors.attachment_get(
-            organization=request.organization,
-            ticket=ticket,
-            public_id=attachment_id,
-            include_internal=services.is_agent(request.user),
-        )
-        return attachment_response(attachment)
+        return attachment_response(request_attachment(request, public_id, attachment_id))
 
 
 def _followers(ticket: Any) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from portal.forms import form_add_service_errors
 from portal.tenancy import organization_required
 from tickets import selectors, services
-from tickets.downloads import attachment_response
+from tickets.downloads import attachment_response, request_attachment
 from tickets.forms import CommentForm, FollowerAddForm, StatusForm, TicketCreateForm, TicketFilterForm
 
 PAGE_SIZE = 25
@@ -275,11 +275,4 @@ def follower_remove(request: HttpRequest, public_id: str) -> HttpResponse:
 @organization_required
 @require_GET
 def attachment_download(request: HttpRequest, public_id: str, attachment_id: str) -> FileResponse:
-    ticket = selectors.ticket_get(organization=request.organization, public_id=public_id)
-    attachment = selectors.attachment_get(
-        organization=request.organization,
-        ticket=ticket,
-        public_id=attachment_id,
-        include_internal=services.is_agent(request.user),
-    )
-    return attachment_response(attachment)
+    return attachment_response(request_attachment(request, public_id, attachment_id))
