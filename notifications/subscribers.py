@@ -50,6 +50,32 @@ def _everyone(event: Event) -> set[int]:
     return set(Membership.objects.for_organization(event.organization).values_list("user_id", flat=True))
 
 
+# Field names as customers know them; status and priority values by their labels (the choices of
+# tickets.models: "waiting_on_customer" → "Waiting on customer").
+_FIELD_NAMES = {"queue": "team"}
+
+
+def _choice_label(value: object) -> str:
+    return str(value).replace("_", " ").capitalize() if value else "none"
+
+
+def _update_title(ref: str, changes: dict) -> str:
+    """ "#1042 is now Waiting on customer", "#1042 priority is now High", "#1042 updated: assignee changed"."""
+    status = changes.get("status")
+    others = [
+        f"priority is now {_choice_label(change.get('to'))}"
+        if field == "priority"
+        else f"{_FIELD_NAMES.get(field, field)} changed"
+        for field, change in changes.items()
+        if field != "status"
+    ]
+    if status is not None:
+        return f"{ref} is now {_choice_label(status.get('to'))}" + "".join(f", {part}" for part in others)
+    if len(others) == 1 and others[0].startswith("priority"):
+        return f"{ref} {others[0]}"
+    return f"{ref} updated: {', '.join(others)}"
+
+
 def _ticket_message(event: Event) -> Message:
     p = event.payload
     ref = f"#{p['number']}"
@@ -62,11 +88,7 @@ def _ticket_message(event: Event) -> Message:
             who = "Support" if p.get("by_agent") else "A customer"
             return Message(Kind.TICKET, f"{who} replied on {ref}: {p['subject']}", link=link, target=target)
         case events.TICKET_UPDATED:
-            changes = ", ".join(
-                f"{field} {change['to']}" if field in ("status", "priority") else f"{field} changed"
-                for field, change in p["changes"].items()
-            )
-            return Message(Kind.TICKET, f"{ref} updated: {changes}", body=p["subject"], link=link, target=target)
+            return Message(Kind.TICKET, _update_title(ref, p["changes"]), body=p["subject"], link=link, target=target)
         case events.TICKET_SLA_WARNING:
             target_name = p["target"].replace("_", " ")
             return Message(

@@ -134,8 +134,14 @@ def _member_action(request: HttpRequest, action: Callable[[], object], success: 
 
 
 @organization_admin_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
+    """GET: "Remove this member?", the page the members list links to. POST: remove them."""
+    if request.method == "GET":
+        membership = selectors.membership_list(organization=request.organization).filter(pk=membership_id).first()
+        if membership is None:
+            raise Http404("No such member.")
+        return render(request, "portal/member_remove.html", {"membership": membership})
     return _member_action(
         request,
         lambda: services.membership_remove(

@@ -26,11 +26,15 @@ BODY_CHARS = 240
 _KIND_HTML = {value: html.escape(str(label)) for value, label in Kind.choices}
 
 
-def _action(name: str, label: str, classes: str, n, title: str, csrf: str) -> str:
+def _action(name: str, label: str, classes: str, n, title: str, csrf: str, *, button_id: str, focus_after: str) -> str:
+    # The button's id and data-focus-after tell static/js/portal.js where the keyboard focus goes
+    # after the swap: the same button, else (read, or deleted) the row's Delete button, the next
+    # row's first control, the page's heading.
     url = escape(uuid_url(name, n.public_id))
     return (
         f'<form method="post" action="{url}" hx-post="{url}" hx-target="#notification-{n.public_id}" '
-        f'hx-swap="outerHTML">{csrf}<button class="button button-small {classes}" type="submit">{label}'
+        f'hx-swap="outerHTML">{csrf}<button id="{button_id}" data-focus-after="{focus_after}" '
+        f'class="button button-small {classes}" type="submit">{label}'
         f'<span class="visually-hidden">: {title}</span></button></form>'
     )
 
@@ -72,8 +76,42 @@ def notification_item(context, n, compact=False, oob=False) -> SafeString:
         csrf = csrf_input(context)
         parts.append('  <div class="notification-actions">\n')
         if unread:
-            parts.append("    " + _action("notifications:read", "Mark read", "button-secondary", n, title, csrf) + "\n")
-        parts.append("    " + _action("notifications:delete", "Delete", "button-danger", n, title, csrf) + "\n")
+            parts.append(
+                "    "
+                + _action(
+                    "notifications:read",
+                    "Mark read",
+                    "button-secondary",
+                    n,
+                    title,
+                    csrf,
+                    button_id=f"notification-read-{n.public_id}",
+                    focus_after=f"notification-delete-{n.public_id}",
+                )
+                + "\n"
+            )
+        parts.append(
+            "    "
+            + _action(
+                "notifications:delete",
+                "Delete",
+                "button-danger",
+                n,
+                title,
+                csrf,
+                button_id=f"notification-delete-{n.public_id}",
+                focus_after="next-row notifications-heading",
+            )
+            + "\n"
+        )
         parts.append("  </div>\n")
     parts.append("</li>\n")
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped or one of our constants
+
+
+@register.simple_tag
+def activity_describe(event):
+    """The dashboard's line for an event (label, text, link): the live line matches the page's."""
+    from portal.dashboard import activity_describe as describe  # the page's module, loaded on use
+
+    return describe(event)

@@ -295,7 +295,7 @@ def test_live_activity_on_the_dashboard_replaces_its_empty_state(browser, live_s
 
     _publish_metrics(member.organization)
 
-    item = page.locator("#activity-list li", has_text="metrics.updated")
+    item = page.locator("#activity-list li", has_text="Platform metrics for the organization changed.")
     expect(item).to_be_visible(timeout=15_000)
     assert item.locator("time").get_attribute("title")  # the absolute time on hover
     expect(empty).to_be_hidden()

@@ -56,7 +56,7 @@ def test_updates_to_one_ticket_coalesce_into_one_unread_notification(ticket, mem
     ticket_services.ticket_update(ticket=ticket, actor=agent, priority="high")
     dispatch_all()
     [row] = Notification.objects.filter(recipient=member.user)
-    assert row.updates == 3 and row.title == "#1001 updated: priority high"
+    assert row.updates == 3 and row.title == "#1001 priority is now High"
     services.notifications_mark_read(user=member.user, organization=ticket.organization)
     ticket_services.comment_create(ticket=ticket, author=agent, body="Fixed")
     dispatch_all()

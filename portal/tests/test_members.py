@@ -126,3 +126,25 @@ def test_switcher_changes_the_active_organization(client, member, other_organiza
     assert 'id="org-switcher-select"' in page
     client.post(reverse("organization_switch"), {"organization": second.organization_id})
     assert "Globex Corp" in client.get(reverse("dashboard")).content.decode().split("<h1>")[1][:40]
+
+
+def test_remove_asks_first_and_is_not_offered_on_your_own_row(admin_client_org, admin_member, member):
+    page = admin_client_org.get(reverse("members")).content.decode()
+    confirm_url = reverse("member_remove", args=[member.pk])
+    assert f'href="{confirm_url}"' in page
+    assert f'href="{reverse("member_remove", args=[admin_member.pk])}"' not in page  # not on your own row
+    confirm = admin_client_org.get(confirm_url)
+    assert confirm.status_code == 200
+    html = confirm.content.decode()
+    assert "Remove member" in html and member.user.email in html and f'action="{confirm_url}"' in html
+    assert Membership.objects.filter(pk=member.pk).exists()  # asking removed nobody
+
+
+def test_each_role_save_button_names_its_member(admin_client_org, member):
+    page = admin_client_org.get(reverse("members")).content.decode()
+    name = member.user.get_full_name() or member.user.email
+    assert f'Save<span class="visually-hidden"> role of {name}</span>' in page
+
+
+def test_the_remove_confirmation_of_another_organizations_member_is_404(admin_client_org, other_member):
+    assert admin_client_org.get(reverse("member_remove", args=[other_member.pk])).status_code == 404

@@ -9,15 +9,6 @@
 (function () {
   "use strict";
 
-  // The bell's dropdown closes on Escape and gives focus back to its summary.
-  document.addEventListener("keydown", function (e) {
-    if (e.key !== "Escape") return;
-    var menu = document.getElementById("notification-menu");
-    if (!menu || !menu.open) return;
-    menu.open = false;
-    menu.querySelector("summary").focus();
-  });
-
   var live = document.getElementById("live");
   if (!live || !window.htmx) return;
 
@@ -208,10 +199,13 @@
   document.addEventListener("htmx:oobBeforeSwap", function (e) {
     var fragment = e.detail.fragment;
     if (!fragment || fragment.nodeType !== 1) return;  // an element's children, not a whole element
+    var skipped = 0;
     Array.prototype.slice.call(fragment.children).forEach(function (child) {
-      if (child.id && document.getElementById(child.id)) fragment.removeChild(child);
+      if (child.id && document.getElementById(child.id)) { fragment.removeChild(child); skipped += 1; }
     });
-    if (!fragment.children.length) e.detail.shouldSwap = false;
+    // Only when everything it inserts is already here: a "delete" swap or new text has no
+    // elements to begin with, and must still happen.
+    if (skipped && !fragment.children.length) e.detail.shouldSwap = false;
   });
 
   // Polling fallback: the same pushes, from the database, every 30 s (304 when nothing new).

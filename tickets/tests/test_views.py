@@ -410,3 +410,15 @@ def test_an_internal_note_is_invisible_on_the_customers_list(member_client, memb
     updated = re.compile(r'data-label="Updated"><time datetime="([^"]+)"')
     assert updated.findall(after) == updated.findall(before)  # same order, same "updated" times
     assert after.index("Newer ticket") < after.index(ticket.subject)
+
+
+def test_the_result_count_is_one_live_region_outside_the_results_that_htmx_updates_out_of_band(member_client, member):
+    make_ticket(member, subject="Critical outage", priority="critical")
+    make_ticket(member, subject="Low question", priority="low")
+    url = reverse("tickets:list") + "?priority=critical"
+    full = member_client.get(url).content.decode()
+    assert full.count('id="ticket-result-count"') == 1
+    assert '<p id="ticket-result-count" class="result-count" role="status"><span>1 ticket matches</span></p>' in full
+    assert full.index('id="ticket-result-count"') < full.index('id="ticket-results"')
+    partial = member_client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert '<p id="ticket-result-count" hx-swap-oob="innerHTML"><span>1 ticket matches</span></p>' in partial
