@@ -82,18 +82,25 @@
   });
   // After the settle, and also after a request whose swap left nothing to settle (a deleted row:
   // htmx then announces the request's end on an ancestor still in the page, not afterSettle).
+  // A response with out-of-band parts settles more than once: the focus may still be on the old
+  // control at the first settle and lost at the next, so only the last check lets go of the ids.
   document.addEventListener("htmx:afterSettle", function (e) {
-    if (!focusInvalid()) restoreFocus(e.detail.xhr);
+    if (!focusInvalid()) restoreFocus(e.detail.xhr, false);
   });
   document.addEventListener("htmx:afterRequest", function (e) {
     var delay = (window.htmx && htmx.config.defaultSettleDelay) || 20;
-    setTimeout(function () { restoreFocus(e.detail.xhr); }, delay + 10);
+    setTimeout(function () { restoreFocus(e.detail.xhr, true); }, delay + 10);
   });
-  function restoreFocus(xhr) {
+  function restoreFocus(xhr, last) {
     if (!xhr || xhr !== focusXhr) return;  // another request's end (a poll meanwhile)
     var ids = focusIds;
+    var active = document.activeElement;
+    if (active && active !== document.body && document.contains(active)) {
+      if (last) focusIds = focusXhr = null;
+      return;
+    }
     focusIds = focusXhr = null;
-    if (!ids || (document.activeElement && document.activeElement !== document.body)) return;
+    if (!ids) return;
     for (var i = 0; i < ids.length; i++) {
       var el = ids[i] && document.getElementById(ids[i]);
       if (el) { el.focus({ preventScroll: el.getAttribute("tabindex") !== "-1" }); return; }
