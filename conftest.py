@@ -87,14 +87,9 @@ def admin_client_org(client, admin_member):
 
 @pytest.fixture
 def api_client(member):
-    from rest_framework.test import APIClient
+    from portal.testing import token_client
 
-    from portal import services
-
-    _, key = services.api_token_create(membership=member, name="tests")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client
+    return token_client(member)
 
 
 @pytest.fixture

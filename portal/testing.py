@@ -61,3 +61,15 @@ def run_script() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def token_client(membership: Any, *, name: str = "tests", **client_kwargs: Any) -> Any:
+    """A DRF test client authenticated with a fresh API token of ``membership``."""
+    from rest_framework.test import APIClient
+
+    from portal import services
+
+    _, key = services.api_token_create(membership=membership, name=name)
+    client = APIClient(**client_kwargs)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client

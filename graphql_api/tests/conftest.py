@@ -1,9 +1,8 @@
 import json
 
 import pytest
-from rest_framework.test import APIClient
 
-from portal import services as portal_services
+from portal import testing as portal_testing
 
 URL = "/graphql/"
 
@@ -24,10 +23,7 @@ def gql(client, query, variables=None):
 
 
 def token_client(membership):
-    _, key = portal_services.api_token_create(membership=membership, name="graphql")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client
+    return portal_testing.token_client(membership, name="graphql")
 
 
 @pytest.fixture

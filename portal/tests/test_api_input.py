@@ -10,11 +10,10 @@ import pytest
 from django.urls import path
 from rest_framework.test import APIClient
 
-from portal import services
 from portal.api import MeApi
 from portal.models import ApiToken
 from portal.parsers import MAX_DEPTH
-from portal.testing import _row_counts
+from portal.testing import _row_counts, token_client
 from portal.urls import urlpatterns as portal_urlpatterns
 
 pytestmark = pytest.mark.django_db
@@ -23,10 +22,7 @@ NUL_DETAIL = "The URL contains a NUL character (%00), which is never valid."
 
 
 def _client(membership) -> APIClient:
-    _, key = services.api_token_create(membership=membership, name="tests")
-    client = APIClient(raise_request_exception=False)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client
+    return token_client(membership, raise_request_exception=False)
 
 
 @pytest.fixture

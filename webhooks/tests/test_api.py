@@ -6,9 +6,8 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from portal import services as portal_services
+from portal.testing import token_client
 from webhooks import services
 from webhooks.models import Delivery, DeliveryState, Endpoint
 from webhooks.tests.receiver import Reply
@@ -20,11 +19,7 @@ def _url(name, *args):
     return reverse(f"webhooks-api:{name}", args=args)
 
 
-def _client(membership):
-    _, key = portal_services.api_token_create(membership=membership, name="tests")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client
+_client = token_client
 
 
 @pytest.fixture
@@ -46,7 +41,9 @@ def test_admin_creates_reads_updates_and_deletes_an_endpoint(admin_api, receiver
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["url"] == receiver.url("/in") and body["event_types"] == ["invoice.created"] and body["enabled"]
-    assert "secret" not in json.dumps(body).lower().replace("secret_rotated_at", "").replace("previous_secret_expires_at", "")
+    assert "secret" not in json.dumps(body).lower().replace("secret_rotated_at", "").replace(
+        "previous_secret_expires_at", ""
+    )
     detail = _url("endpoint", body["id"])
     assert admin_api.get(detail).json()["health"] == {
         "attempts_24h": 0,
@@ -69,7 +66,11 @@ def test_admin_creates_reads_updates_and_deletes_an_endpoint(admin_api, receiver
         ({"url": "gopher://x", "all_events": True}, "url", "must start with https://"),
         ({"url": "http://127.0.0.1:9/x", "event_types": ["nope.nope"]}, "event_types", "Unknown event type"),
         ({"url": "http://127.0.0.1:9/x", "event_types": "ticket.created"}, "event_types", "Expected a list"),
-        ({"url": "http://127.0.0.1:9/x", "all_events": True, "description": "d" * 501}, "description", "no more than 500"),
+        (
+            {"url": "http://127.0.0.1:9/x", "all_events": True, "description": "d" * 501},
+            "description",
+            "no more than 500",
+        ),
         ({"url": "http://127.0.0.1:9/x", "all_events": True, "secret": "whsec_mine"}, "secret", "Unknown field"),
     ],
 )
@@ -116,7 +117,9 @@ def test_secret_reveal_and_rotation(admin_api, admin_member, endpoint):
     assert rotated["previous_secret_expires_at"] is not None
 
 
-def test_send_test_returns_the_event_and_the_delivery(admin_api, endpoint, receiver, django_capture_on_commit_callbacks):
+def test_send_test_returns_the_event_and_the_delivery(
+    admin_api, endpoint, receiver, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_api.post(_url("test", endpoint.public_id))
     assert response.status_code == 202 and response.json()["event"]
@@ -174,7 +177,11 @@ def test_disable_and_enable_with_recovery(admin_api, endpoint):
     assert disabled["enabled"] is False and disabled["disabled_reason"] == "Migrating"
     since = (timezone.now() - timedelta(days=1)).isoformat()
     enabled = admin_api.post(_url("enable", endpoint.public_id), {"recover_since": since}, format="json").json()
-    assert enabled["endpoint"]["enabled"] and enabled["recovery"] == {"recovered": 0, "more": False, "resume_from": None}
+    assert enabled["endpoint"]["enabled"] and enabled["recovery"] == {
+        "recovered": 0,
+        "more": False,
+        "resume_from": None,
+    }
 
 
 def test_messages_list_and_detail(admin_api, endpoint, make_endpoint, organization, publish):
@@ -185,7 +192,9 @@ def test_messages_list_and_detail(admin_api, endpoint, make_endpoint, organizati
     message = messages["results"][0]
     assert message["id"].startswith("msg_") and message["payload"]["data"]["framework"] == "SOC 2"
     detail = admin_api.get(_url("message", message["id"])).json()
-    assert [d["endpoint"] for d in detail["deliveries"]] == [str(e.public_id) for e in Endpoint.objects.order_by("created_at")]
+    assert [d["endpoint"] for d in detail["deliveries"]] == [
+        str(e.public_id) for e in Endpoint.objects.order_by("created_at")
+    ]
 
 
 def test_event_types_lists_the_public_catalog(member_api):
@@ -193,7 +202,9 @@ def test_event_types_lists_the_public_catalog(member_api):
     assert "ticket.created" in names and "notification.created" not in names
 
 
-def test_lists_cost_a_fixed_number_of_queries(admin_api, make_endpoint, endpoint, organization, publish, django_assert_max_num_queries):
+def test_lists_cost_a_fixed_number_of_queries(
+    admin_api, make_endpoint, endpoint, organization, publish, django_assert_max_num_queries
+):
     for i in range(5):
         make_endpoint(f"/e{i}")
     for _ in range(8):
