@@ -89,18 +89,18 @@
   });
   document.addEventListener("htmx:afterRequest", function (e) {
     var delay = (window.htmx && htmx.config.defaultSettleDelay) || 20;
-    setTimeout(function () { restoreFocus(e.detail.xhr, true); }, delay + 10);
+    var xhr = e.detail.xhr;
+    setTimeout(function () { restoreFocus(xhr, false); }, delay + 10);
+    setTimeout(function () { restoreFocus(xhr, true); }, delay + 250);  // a slow machine's late settle
   });
+  // Each check gives the focus back if it was lost (on <body> or on a removed element); the
+  // last one lets go of the ids.
   function restoreFocus(xhr, last) {
     if (!xhr || xhr !== focusXhr) return;  // another request's end (a poll meanwhile)
-    var ids = focusIds;
+    var ids = focusIds || [];
+    if (last) focusIds = focusXhr = null;
     var active = document.activeElement;
-    if (active && active !== document.body && document.contains(active)) {
-      if (last) focusIds = focusXhr = null;
-      return;
-    }
-    focusIds = focusXhr = null;
-    if (!ids) return;
+    if (active && active !== document.body && document.contains(active)) return;
     for (var i = 0; i < ids.length; i++) {
       var el = ids[i] && document.getElementById(ids[i]);
       if (el) { el.focus({ preventScroll: el.getAttribute("tabindex") !== "-1" }); return; }
