@@ -6,6 +6,8 @@ changes and following swap their own fragment (named partials of the same templa
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -212,8 +214,19 @@ def follow_toggle(request: HttpRequest, public_id: str) -> HttpResponse:
     else:
         services.ticket_unfollow(ticket=ticket, user=request.user)
     if request.htmx:
-        return _follow_parts(request, _detail_context(request, _page(request, public_id)), "follow-form")
+        return _follow_parts(request, _follow_context(request, ticket), "follow-form")
     return redirect("tickets:detail", ticket.public_id)
+
+
+def _follow_context(request: HttpRequest, ticket: Any, form: FollowerAddForm | None = None) -> dict:
+    """What the follow button and the followers section show: one query, not the whole page's."""
+    followers, candidates = selectors.ticket_followers(ticket=ticket)
+    return {
+        "ticket": ticket,
+        "following": any(person.pk == request.user.pk for person in followers),
+        "followers": followers,
+        "follower_form": form or FollowerAddForm(candidates=candidates),
+    }
 
 
 def _follow_parts(request: HttpRequest, context: dict, swapped: str, status: int = 200) -> HttpResponse:
@@ -227,17 +240,17 @@ def _follow_parts(request: HttpRequest, context: dict, swapped: str, status: int
 
 
 def _followers_response(
-    request: HttpRequest, public_id: str, form: FollowerAddForm | None = None, error: str = ""
+    request: HttpRequest, ticket: Any, form: FollowerAddForm | None = None, error: str = ""
 ) -> HttpResponse:
     """The answer to a followers form: the section again for htmx (with the error, as a 400), the
     page otherwise (a redirect when it worked)."""
     if not request.htmx and form is None and not error:
-        return redirect(reverse("tickets:detail", args=[public_id]) + "#ticket-followers")
-    context = _detail_context(request, _page(request, public_id), follower_form=form)
-    context["follower_error"] = error
+        return redirect(reverse("tickets:detail", args=[ticket.public_id]) + "#ticket-followers")
     status = 400 if form is not None or error else 200
     if request.htmx:
+        context = _follow_context(request, ticket, form) | {"follower_error": error}
         return _follow_parts(request, context, "ticket-followers", status)
+    context = _detail_context(request, _page(request, ticket.public_id), follower_form=form) | {"follower_error": error}
     return render(request, "tickets/detail.html", context, status=status)
 
 
@@ -255,8 +268,8 @@ def follower_add(request: HttpRequest, public_id: str) -> HttpResponse:
         except ValidationError as exc:
             form_add_service_errors(form, exc)
         else:
-            return _followers_response(request, public_id)
-    return _followers_response(request, public_id, form=form)
+            return _followers_response(request, ticket)
+    return _followers_response(request, ticket, form=form)
 
 
 @organization_required
@@ -268,8 +281,8 @@ def follower_remove(request: HttpRequest, public_id: str) -> HttpResponse:
             ticket=ticket, actor=request.user, user_id=request.POST.get("user", ""), membership=request.membership
         )
     except ValidationError as exc:
-        return _followers_response(request, public_id, error=" ".join(exc.messages))
-    return _followers_response(request, public_id)
+        return _followers_response(request, ticket, error=" ".join(exc.messages))
+    return _followers_response(request, ticket)
 
 
 @organization_required
